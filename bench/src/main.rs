@@ -1,0 +1,2 @@
+//! xfwd-bench.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Control plane: kernel mirror, control socket, runtime.

@@ -1,0 +1,2 @@
+//! The `xfwd` command.
+fn main() {}

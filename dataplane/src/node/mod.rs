@@ -1,0 +1,1 @@
+//! Pipeline stages, named after the Linux path a packet takes.

@@ -1,0 +1,1 @@
+//! Typed zero-copy views over packet bytes (smoltcp style). No I/O, no `unsafe`.

@@ -1,0 +1,1 @@
+//! xfwd's XDP programs.
