@@ -1,2 +1,42 @@
-//! cargo xtask.
-fn main() {}
+//! `cargo xtask`: the project's own commands.
+//!
+//! - `cargo xtask demo`: build xfwd and show it forwarding in a network-namespace topology.
+//! - `cargo xtask test`: the whole test suite (formatting, lints, unit, property and privileged
+//!   end-to-end tests).
+//!
+//! Both install the Debian packages they need first, when missing.
+
+mod demo;
+mod deps;
+mod exec;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", about = "xfwd's project commands")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Build xfwd and show it forwarding between network namespaces (needs root).
+    Demo(demo::DemoArgs),
+    /// Run the whole test suite (privileged tests need root; XFWD_PRIV_TESTS=1 makes skipping fail).
+    Test(test::TestArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result: Result<()> = match cli.cmd {
+        Cmd::Demo(a) => demo::run(a),
+        Cmd::Test(a) => test::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}

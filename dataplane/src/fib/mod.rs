@@ -1,1 +1,401 @@
-//! Routing tables.
+//! The forwarding information base the workers read: routes, next hops and their L2 rewrites.
+//!
+//! ```text
+//!              Fib snapshot (published whole, RCU-style: workers load one per batch)
+//!   ┌──────────────────────────────────────────────────────────────────────────────┐
+//!   │ routes: Arc<RouteTable>  (rebuilt when routes, addresses or links change)      │
+//!   │    lpm: prefix ──► entry index ──► FibEntry::{Gateway{nh}, Attached{port},     │
+//!   │                                     Local, Blackhole, Unreachable, Prohibit, ..}│
+//!   │    nexthops[nh] = (egress port, gateway address)                               │
+//!   │ adj: Arc<AdjTable>       (rebuilt alone when only neighbours change)           │
+//!   │    gateways[nh] = Adj { state, 14-byte L2 header, mtu }     (Linux hh_cache)   │
+//!   │    hosts[(port, addr)] = Adj  for hosts on attached subnets                    │
+//!   │ ports: Arc<[PortInfo]>   the interfaces xfwd drives, index = port id           │
+//!   └──────────────────────────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The split mirrors Linux: `fib_lookup` yields a `fib_nh` (gateway + device), and
+//! `neigh_output` finds the cached hardware header separately, so ARP churn never rebuilds the
+//! route table (a full table takes seconds to build; a neighbour update must take microseconds).
+
+pub mod lpm;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+pub use lpm::{FastMap, Lpm};
+
+use crate::drop::DropReason;
+
+/// Index of an interface xfwd drives, in `--iface` order. Every worker has one socket per port.
+pub type PortId = u16;
+
+/// Most interfaces one xfwd instance drives (the XDP program's slot space).
+pub const MAX_PORTS: usize = 64;
+
+/// Ethernet header length, and the size of a prebuilt L2 rewrite.
+pub const L2_LEN: usize = 14;
+
+/// An interface xfwd drives, as the kernel describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortInfo {
+    /// Kernel interface index.
+    pub ifindex: u32,
+    /// Interface name.
+    pub name: String,
+    /// The interface's MAC address: source of every frame xfwd sends on it.
+    pub mac: [u8; 6],
+    /// Interface MTU (IPv4 packets larger than this are not sent as they are).
+    pub mtu: u32,
+    /// Whether the link is administratively up and has carrier.
+    pub up: bool,
+}
+
+/// A next hop on a port: the address whose MAC the frame is sent to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NextHopKey {
+    /// Egress port.
+    pub port: PortId,
+    /// Next-hop IPv4 address, host order: the gateway, or the destination on attached subnets.
+    pub ip: u32,
+}
+
+impl NextHopKey {
+    /// Packs the key into one integer (hash key).
+    #[inline]
+    pub const fn packed(self) -> u64 {
+        ((self.port as u64) << 32) | self.ip as u64
+    }
+}
+
+/// What a route says to do with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FibEntry {
+    /// Send via a gateway: index into [`RouteTable::nexthops`].
+    Gateway {
+        /// Next-hop index.
+        nh: u32,
+    },
+    /// Destination is on a subnet attached to this port: the next hop is the destination.
+    Attached {
+        /// Egress port.
+        port: PortId,
+    },
+    /// One of the router's own addresses (or a subnet broadcast): the kernel's business.
+    Local,
+    /// `blackhole`: discard silently.
+    Blackhole,
+    /// `unreachable`: discard, ICMP net unreachable.
+    Unreachable,
+    /// `prohibit`: discard, ICMP administratively prohibited.
+    Prohibit,
+    /// Unicast route out of an interface xfwd does not drive.
+    NotManaged,
+}
+
+/// The kernel route types the FIB distinguishes (`RTN_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteType {
+    /// `RTN_UNICAST`.
+    Unicast,
+    /// `RTN_BLACKHOLE`.
+    Blackhole,
+    /// `RTN_UNREACHABLE`.
+    Unreachable,
+    /// `RTN_PROHIBIT`.
+    Prohibit,
+    /// `RTN_LOCAL` (and broadcast): delivered to the router itself.
+    Local,
+}
+
+/// A next hop of a route, as the kernel gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteNextHop {
+    /// Gateway address; `None` for a directly attached route.
+    pub gateway: Option<Ipv4Addr>,
+    /// Egress interface.
+    pub ifindex: u32,
+}
+
+/// One route to install: the best kernel route for its prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInput {
+    /// Destination prefix.
+    pub dst: Ipv4Addr,
+    /// Prefix length, 0..=32.
+    pub len: u8,
+    /// Route type.
+    pub kind: RouteType,
+    /// Next hops (unicast routes). Multipath routes use their first usable next hop.
+    pub nexthops: Vec<RouteNextHop>,
+}
+
+/// A neighbour (ARP) entry, as the kernel gives it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighInput {
+    /// Interface.
+    pub ifindex: u32,
+    /// Neighbour address.
+    pub ip: Ipv4Addr,
+    /// Link-layer address, when known.
+    pub mac: Option<[u8; 6]>,
+    /// `NUD_VALID`: the MAC may be used to send.
+    pub valid: bool,
+    /// `NUD_FAILED`: resolution failed.
+    pub failed: bool,
+}
+
+/// The route half of a snapshot.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    lpm: Lpm,
+    entries: Vec<FibEntry>,
+    nexthops: Vec<NextHopKey>,
+}
+
+/// Resolution state of a next hop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdjState {
+    /// The MAC is known: `l2` is the frame header to write.
+    Resolved,
+    /// Not known yet (no entry, or incomplete).
+    Incomplete,
+    /// The kernel gave up resolving it (`NUD_FAILED`).
+    Failed,
+}
+
+/// A next hop's L2 rewrite: Linux's `hh_cache`, VPP's `ip_adjacency_t` rewrite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Adj {
+    /// Resolution state; `l2` is meaningful only when `Resolved`.
+    pub state: AdjState,
+    /// Egress port.
+    pub port: PortId,
+    /// Egress MTU.
+    pub mtu: u32,
+    /// Destination MAC, source MAC (the port's), EtherType IPv4.
+    pub l2: [u8; L2_LEN],
+}
+
+/// The neighbour half of a snapshot.
+#[derive(Debug, Default)]
+pub struct AdjTable {
+    gateways: Vec<Adj>,
+    hosts: FastMap<u64, Adj>,
+}
+
+/// One immutable forwarding snapshot. Workers hold an `Arc<Fib>` for one batch at a time.
+#[derive(Debug, Default)]
+pub struct Fib {
+    /// Routes.
+    pub routes: Arc<RouteTable>,
+    /// Neighbour rewrites.
+    pub adj: Arc<AdjTable>,
+    /// The ports, index = [`PortId`].
+    pub ports: Arc<[PortInfo]>,
+    /// Incremented on every publish; workers compare it to notice a new snapshot.
+    pub generation: u64,
+}
+
+/// Where a looked-up packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// Send on `adj.port` with `adj.l2`.
+    Forward(&'a Adj),
+    /// The next hop has no MAC yet: hold the packet and ask the kernel to resolve `key`.
+    Resolve {
+        /// The next hop to resolve.
+        key: NextHopKey,
+        /// Egress MTU, so MTU checks run before the packet is queued.
+        mtu: u32,
+    },
+    /// Not forwarded.
+    Drop(DropReason),
+}
+
+/// The lookup result meaning "no route" (no entry index is this large).
+pub const NO_ROUTE: u32 = u32::MAX;
+
+impl RouteTable {
+    /// Builds the route half from the best route of each prefix, the router's own addresses and
+    /// the ports. Routes for prefixes longer than 32 are skipped (the kernel never sends them).
+    pub fn build(
+        routes: impl IntoIterator<Item = RouteInput>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+        ports: &[PortInfo],
+    ) -> Self {
+        let mut t = RouteTable::default();
+        let mut entry_ids: std::collections::HashMap<FibEntry, u32> = Default::default();
+        let mut nh_ids: FastMap<u64, u32> = FastMap::default();
+        let mut prefixes: Vec<(u32, u8, u32)> = Vec::new();
+        let port_of = |ifindex: u32| ports.iter().position(|p| p.ifindex == ifindex);
+        let mut intern = |t: &mut RouteTable, e: FibEntry| -> u32 {
+            *entry_ids.entry(e).or_insert_with(|| {
+                t.entries.push(e);
+                (t.entries.len() - 1) as u32
+            })
+        };
+        for r in routes {
+            if r.len > 32 {
+                continue;
+            }
+            let entry = match r.kind {
+                RouteType::Blackhole => FibEntry::Blackhole,
+                RouteType::Unreachable => FibEntry::Unreachable,
+                RouteType::Prohibit => FibEntry::Prohibit,
+                RouteType::Local => FibEntry::Local,
+                RouteType::Unicast => match r.nexthops.first() {
+                    None => FibEntry::Unreachable,
+                    Some(nh) => match port_of(nh.ifindex) {
+                        None => FibEntry::NotManaged,
+                        Some(port) => match nh.gateway {
+                            None => FibEntry::Attached { port: port as PortId },
+                            Some(gw) => {
+                                let key = NextHopKey { port: port as PortId, ip: gw.to_bits() };
+                                let id = *nh_ids.entry(key.packed()).or_insert_with(|| {
+                                    t.nexthops.push(key);
+                                    (t.nexthops.len() - 1) as u32
+                                });
+                                FibEntry::Gateway { nh: id }
+                            }
+                        },
+                    },
+                },
+            };
+            let id = intern(&mut t, entry);
+            prefixes.push((r.dst.to_bits(), r.len, id));
+        }
+        let local_id = intern(&mut t, FibEntry::Local);
+        prefixes.extend(local.into_iter().map(|a| (a.to_bits(), 32, local_id)));
+        t.lpm = Lpm::build(prefixes);
+        t
+    }
+
+    /// Entry index for `dst` (host order), or [`NO_ROUTE`].
+    #[inline]
+    pub fn lookup(&self, dst: u32) -> u32 {
+        self.lpm.lookup(dst).unwrap_or(NO_ROUTE)
+    }
+
+    /// Looks up a batch of destinations (host order) into entry indexes.
+    pub fn lookup_batch(&self, dsts: &[u32], out: &mut [u32]) {
+        self.lpm.lookup_batch(dsts, out, NO_ROUTE);
+    }
+
+    /// The entry an index from [`Self::lookup`] names; `None` for [`NO_ROUTE`].
+    #[inline]
+    pub fn entry(&self, id: u32) -> Option<FibEntry> {
+        self.entries.get(id as usize).copied()
+    }
+
+    /// The gateway next hops routes point at, index = `FibEntry::Gateway::nh`.
+    pub fn nexthops(&self) -> &[NextHopKey] {
+        &self.nexthops
+    }
+
+    /// Number of prefixes installed (routes plus local addresses).
+    pub fn prefixes(&self) -> usize {
+        self.lpm.len()
+    }
+}
+
+impl AdjTable {
+    /// Builds the neighbour half for `routes`' gateways and for every neighbour on a port.
+    pub fn build(
+        routes: &RouteTable,
+        neighs: impl IntoIterator<Item = NeighInput>,
+        ports: &[PortInfo],
+    ) -> Self {
+        let mut hosts: FastMap<u64, Adj> = FastMap::default();
+        for n in neighs {
+            let Some(port) = ports.iter().position(|p| p.ifindex == n.ifindex) else {
+                continue;
+            };
+            let port = port as PortId;
+            let key = NextHopKey { port, ip: n.ip.to_bits() };
+            hosts.insert(key.packed(), adj_for(&ports[port as usize], port, &n));
+        }
+        let gateways = routes
+            .nexthops
+            .iter()
+            .map(|key| {
+                hosts.get(&key.packed()).copied().unwrap_or_else(|| incomplete(ports, key.port))
+            })
+            .collect();
+        AdjTable { gateways, hosts }
+    }
+
+    /// The rewrite for a next hop, resolved or not.
+    #[inline]
+    pub fn host(&self, key: NextHopKey, ports: &[PortInfo]) -> Adj {
+        self.hosts.get(&key.packed()).copied().unwrap_or_else(|| incomplete(ports, key.port))
+    }
+
+    /// Number of neighbours known.
+    pub fn neighbours(&self) -> usize {
+        self.hosts.len()
+    }
+}
+
+fn incomplete(ports: &[PortInfo], port: PortId) -> Adj {
+    Adj {
+        state: AdjState::Incomplete,
+        port,
+        mtu: ports.get(port as usize).map_or(0, |p| p.mtu),
+        l2: [0; L2_LEN],
+    }
+}
+
+fn adj_for(p: &PortInfo, port: PortId, n: &NeighInput) -> Adj {
+    let mut adj = incomplete(std::slice::from_ref(p), 0);
+    adj.port = port;
+    match (n.valid, n.mac) {
+        (true, Some(mac)) => {
+            adj.state = AdjState::Resolved;
+            adj.l2[..6].copy_from_slice(&mac);
+            adj.l2[6..12].copy_from_slice(&p.mac);
+            adj.l2[12..].copy_from_slice(&0x0800u16.to_be_bytes());
+        }
+        _ if n.failed => adj.state = AdjState::Failed,
+        _ => {}
+    }
+    adj
+}
+
+impl Fib {
+    /// Where a packet to `dst` (host order) goes, given its lookup result `entry`.
+    #[inline]
+    pub fn verdict(&self, entry: u32, dst: u32) -> Verdict<'_> {
+        let adj = match self.routes.entry(entry) {
+            None => return Verdict::Drop(DropReason::NoRoute),
+            Some(FibEntry::Gateway { nh }) => {
+                let adj = &self.adj.gateways[nh as usize];
+                if adj.state == AdjState::Resolved {
+                    return Verdict::Forward(adj);
+                }
+                return Verdict::Resolve { key: self.routes.nexthops[nh as usize], mtu: adj.mtu };
+            }
+            Some(FibEntry::Attached { port }) => {
+                let key = NextHopKey { port, ip: dst };
+                match self.adj.hosts.get(&key.packed()) {
+                    Some(adj) if adj.state == AdjState::Resolved => adj,
+                    _ => {
+                        let mtu = self.ports.get(port as usize).map_or(0, |p| p.mtu);
+                        return Verdict::Resolve { key, mtu };
+                    }
+                }
+            }
+            Some(FibEntry::Local) => return Verdict::Drop(DropReason::RouteLocal),
+            Some(FibEntry::Blackhole) => return Verdict::Drop(DropReason::RouteBlackhole),
+            Some(FibEntry::Unreachable) => return Verdict::Drop(DropReason::RouteUnreachable),
+            Some(FibEntry::Prohibit) => return Verdict::Drop(DropReason::RouteProhibit),
+            Some(FibEntry::NotManaged) => return Verdict::Drop(DropReason::EgressNotManaged),
+        };
+        Verdict::Forward(adj)
+    }
+
+    /// The current rewrite for a next hop (used to release packets held while it resolved).
+    pub fn neighbour(&self, key: NextHopKey) -> Adj {
+        self.adj.host(key, &self.ports)
+    }
+}
