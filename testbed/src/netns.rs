@@ -1,4 +1,4 @@
-//! A named network namespace that removes itself.
+//! A named network namespace that removes itself (`ip netns`, ip-netns(8)).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -48,6 +48,37 @@ impl NetNs {
         sh(&full)
     }
 
+    /// Runs `ip -n NAME args..` (iproute2 switching into the namespace itself, cheaper than
+    /// `ip netns exec`), e.g. `ns.ip(&["route", "add", "default", "via", "10.0.1.1"])`.
+    ///
+    /// # Errors
+    ///
+    /// When `ip` exits non-zero; the error carries the command line and its stderr.
+    pub fn ip(&self, args: &[&str]) -> Result<Output> {
+        let mut full = vec!["ip", "-n", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    /// Sets a sysctl of this namespace, e.g. `ns.sysctl("net.ipv4.ip_forward", "1")`.
+    ///
+    /// `key` is in `sysctl(8)` form: dotted, or slash-separated when a component (an interface
+    /// name such as `eth0.100`) itself contains a dot. The value is written to `/proc/sys` from a
+    /// thread inside the namespace (network sysctls resolve against the writer's namespace).
+    ///
+    /// # Errors
+    ///
+    /// When the namespace cannot be entered or the sysctl cannot be written.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = if key.contains('/') {
+            format!("/proc/sys/{}", key.trim_start_matches('/'))
+        } else {
+            format!("/proc/sys/{}", key.replace('.', "/"))
+        };
+        self.run(|| std::fs::write(&path, value))?
+            .with_context(|| format!("sysctl {key}={value} in netns {}", self.name))
+    }
+
     /// Builds a [`Command`] that runs `program` inside the namespace, for callers that need to
     /// manage the child themselves (spawn, pipe stderr, signal it).
     pub fn command(&self, program: &str) -> Command {
@@ -90,12 +121,17 @@ impl NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         // Killing what still runs inside first lets `netns del` free the namespace at once.
-        let _ = Command::new("ip").args(["netns", "pids", &self.name]).output().map(|o| {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        });
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
