@@ -233,6 +233,13 @@ impl RawSocket {
     }
 }
 
+impl From<RawSocket> for OwnedFd {
+    /// The socket's descriptor, still bound to its interface in its namespace.
+    fn from(s: RawSocket) -> OwnedFd {
+        s.fd
+    }
+}
+
 impl AsFd for RawSocket {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()

@@ -52,7 +52,22 @@ pub fn privileged(test: &str) -> bool {
 /// Returns early from the calling test when privileged tests cannot run here (see [`privileged`]).
 ///
 /// Works in tests returning `()` and in tests returning `Result<(), E>` (which then return
-/// `Ok(())`).
+/// `Ok(())`):
+///
+/// ```no_run
+/// #[test]
+/// fn plain() {
+///     xfwd_testbed::require_privileges!();
+///     let ns = xfwd_testbed::NetNs::new("t").unwrap();
+/// }
+///
+/// #[test]
+/// fn fallible() -> anyhow::Result<()> {
+///     xfwd_testbed::require_privileges!();
+///     let ns = xfwd_testbed::NetNs::new("t")?;
+///     Ok(())
+/// }
+/// ```
 #[macro_export]
 macro_rules! require_privileges {
     () => {

@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
 
+/// Counter that makes namespace names unique within the process.
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
 /// A network namespace created with `ip netns add` and deleted with `ip netns del` on drop.
 ///
 /// Names are unique per process (`{prefix}-{pid}-{n}`), so tests can run in parallel.
@@ -16,17 +19,26 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates a namespace named `{prefix}-{pid}-{n}` and brings its loopback up.
+    /// Creates a namespace named `{prefix}-{pid}-{n}` and brings its loopback up. A name left
+    /// behind by a killed earlier run with the same pid is skipped, not reused.
     ///
     /// # Errors
     ///
     /// When `ip netns add` fails (not root, or iproute2 missing).
     pub fn new(prefix: &str) -> Result<Self> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // Interface names derived from namespace names must fit IFNAMSIZ, so keep these short.
-        let name = format!("{prefix}-{}-{n}", std::process::id());
-        sh(&["ip", "netns", "add", &name])?;
+        let mut tries = 0;
+        let name = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            // Interface names derived from namespace names must fit IFNAMSIZ, so keep these short.
+            let name = format!("{prefix}-{}-{n}", std::process::id());
+            match sh(&["ip", "netns", "add", &name]) {
+                Ok(_) => break name,
+                // Left by an earlier run that had our pid and was killed before cleaning up. It
+                // is not ours to delete (another pid namespace may use it): take the next name.
+                Err(e) if e.to_string().contains("File exists") && tries < 64 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let ns = NetNs { name };
         ns.exec(&["ip", "link", "set", "lo", "up"])?;
         Ok(ns)
@@ -155,4 +167,39 @@ pub fn sh(argv: &[&str]) -> Result<Output> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_names_left_by_an_earlier_run() -> Result<()> {
+        crate::require_privileges!();
+        // No other unit test creates namespaces, so nobody else moves the counter meanwhile.
+        let n = NEXT.load(Ordering::Relaxed);
+        let stale: Vec<String> = (n..n + 2)
+            .map(|i| format!("sk-{}-{i}", std::process::id()))
+            .collect();
+        for s in &stale {
+            sh(&["ip", "netns", "add", s])?;
+        }
+        let ns = NetNs::new("sk");
+        for s in &stale {
+            sh(&["ip", "netns", "del", s])?;
+        }
+        assert_eq!(ns?.name(), format!("sk-{}-{}", std::process::id(), n + 2));
+        Ok(())
+    }
+
+    #[test]
+    fn sysctl_writes_inside_the_namespace() -> Result<()> {
+        crate::require_privileges!();
+        let ns = NetNs::new("sy")?;
+        ns.sysctl("net.ipv4.ip_forward", "1")?;
+        let inside = ns.exec(&["sysctl", "-n", "net.ipv4.ip_forward"])?;
+        assert_eq!(String::from_utf8(inside.stdout)?.trim(), "1");
+        assert!(ns.sysctl("net.ipv4.conf.nosuchif.forwarding", "1").is_err());
+        Ok(())
+    }
 }

@@ -1,32 +1,34 @@
-//! The demo topology: two hosts and a router in three network namespaces.
+//! The demo topology: two hosts and a router in three network namespaces, linked by veth pairs.
 //!
 //! ```text
-//!   netns h1                 netns router                  netns h2
-//!  ┌─────────────┐        ┌──────────────────┐        ┌─────────────────────┐
-//!  │ eth0        │ veth   │ p0          p1   │ veth   │ eth0                │
-//!  │ 10.0.1.2/24 ├────────┤ 10.0.1.1   10.0.2.1 ├────────┤ 10.0.2.2/24    lo:  │
-//!  │ 02:..:01:02 │        │ 02:..:01:01 02:..:02:01 │  │ 02:..:02:02 198.18.0.1/24 │
-//!  └─────────────┘        └──────────────────┘        └─────────────────────┘
-//!   default via 10.0.1.1   198.18.0.0/24 via 10.0.2.2    default via 10.0.2.1
+//!  netns h1                 netns router (xfwd runs here)               netns h2
+//!  eth0 10.0.1.2/24 ─veth─ p0 10.0.1.1/24    p1 10.0.2.1/24 ─veth─ eth0 10.0.2.2/24
+//!  02:00:00:00:01:02       02:00:00:00:01:01 02:00:00:00:02:01      02:00:00:00:02:02
+//!  default via 10.0.1.1    198.18.0.0/24, 198.18.1.0/24,            lo 198.18.0.1/24,
+//!                          198.19.0.0/16 via 10.0.2.2               198.18.1.1/24, 198.19.0.1/16
+//!                                                                   default via 10.0.2.1
 //! ```
 //!
 //! Every name of a namespace starts with the builder's prefix and ends with the process id and a
-//! counter, so topologies of parallel tests (or two of one test, e.g. a kernel-forwarding router
+//! counter, so topologies of parallel tests (or two in one test, e.g. a kernel-forwarding router
 //! next to an xfwd one) never collide; interface names are the same in every topology, since each
-//! lives in its own namespace. Dropping the [`Topology`] deletes the three namespaces, and the
-//! veth pairs with them.
+//! lives in its own namespace. Dropping the [`Topology`] (also while unwinding from a panic)
+//! deletes the three namespaces, and the veth pairs with them.
 //!
 //! ## Checksum offload on veth (measured on Linux 6.18)
 //!
 //! A veth advertises `tx-checksum-ip-generic`, so a host's own stack hands it UDP and TCP
 //! packets as `CHECKSUM_PARTIAL`: the checksum field holds only the pseudo-header sum, to be
-//! finished by "hardware" that does not exist. The peer's stack accepts such skbs (the partial
-//! state travels with the skb), but an XDP program on the peer sees the raw bytes, and XDP_TX,
-//! XDP_REDIRECT and AF_XDP (copy mode, the only mode on veth) pass them on with the checksum
-//! still wrong, so the final receiver drops them. The testbed's `checksum_offload` test shows
-//! this byte for byte. Hence [`TopologyBuilder::tx_checksum_offload`] defaults to off
-//! (`ethtool -K IFACE tx off` on all four ends), so every frame on the wire carries its real
-//! checksum, as it would from a physical NIC.
+//! finished by "hardware" that does not exist. The partial state travels with the skb (across
+//! the veth, and through the router's kernel forwarding too), and every stack on the way accepts
+//! it; but the bytes themselves carry the unfinished checksum. An XDP program on the peer sees
+//! those bytes, and XDP_TX, XDP_REDIRECT and AF_XDP (copy mode, the only mode on veth) pass them
+//! on as they are, so after a byte-copying forwarder the final receiver, now getting a plain
+//! frame, drops the datagram as corrupt. The testbed's `checksum_offload` test shows this byte for
+//! byte (an XDP_TX reflector on `p0` returns the field equal to the pseudo-header sum); a raw
+//! socket on h2 behind the kernel-forwarding router sees the same. Hence
+//! [`TopologyBuilder::tx_checksum_offload`] defaults to off (`ethtool -K IFACE tx off` on all
+//! four ends): every frame on the wire then carries its real checksum, as from a physical NIC.
 
 use std::fmt;
 use std::net::Ipv4Addr;
