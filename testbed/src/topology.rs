@@ -525,41 +525,33 @@ impl Topology {
         }
         let q = cfg.queues.to_string();
         let mtu = cfg.mtu.to_string();
+        // `netns NS numtxqueues Q numrxqueues Q address MAC mtu M` for one end.
+        let opts = |end: End| -> Vec<String> {
+            let (ns, mac) = (self.ns(end).name(), fmt_mac(end.mac()));
+            let opts = [
+                "netns",
+                ns,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "address",
+                &mac,
+            ];
+            let mut v: Vec<String> = opts.map(str::to_owned).to_vec();
+            v.extend(["mtu".to_owned(), mtu.clone()]);
+            v
+        };
         for (a, b) in [(End::P0, End::H1), (End::P1, End::H2)] {
-            let (mac_a, mac_b) = (fmt_mac(a.mac()), fmt_mac(b.mac()));
             // Both ends are created directly in their namespaces, so the fixed names never meet
             // in the caller's namespace.
-            sh(&[
-                "ip",
-                "link",
-                "add",
-                a.ifname(),
-                "netns",
-                self.ns(a).name(),
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "address",
-                &mac_a,
-                "mtu",
-                &mtu,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                b.ifname(),
-                "netns",
-                self.ns(b).name(),
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "address",
-                &mac_b,
-                "mtu",
-                &mtu,
-            ])?;
+            let mut argv: Vec<String> = ["ip", "link", "add", a.ifname()]
+                .map(str::to_owned)
+                .to_vec();
+            argv.extend(opts(a));
+            argv.extend(["type", "veth", "peer", "name", b.ifname()].map(str::to_owned));
+            argv.extend(opts(b));
+            sh(&argv.iter().map(String::as_str).collect::<Vec<_>>())?;
         }
         for end in End::ALL {
             let ns = self.ns(end);
