@@ -4,13 +4,23 @@
 //! traffic to addresses inside them.
 //!
 //! - [`privileged`] / [`require_privileges!`]: the gate every privileged test passes first.
-//! - [`NetNs`]: a named network namespace (`ip netns add`), removed on drop, with
-//!   [`NetNs::exec`] to run a command in it and [`NetNs::run`] to run a closure on a thread that
-//!   has entered it.
+//! - [`netns`]: [`NetNs`], a named network namespace (`ip netns add`), removed on drop.
+//! - [`topology`]: [`Topology`], `h1 — [p0] router [p1] — h2` in three namespaces.
+//! - [`host`]: [`RawSocket`], an `AF_PACKET` socket that sends and receives whole frames.
+//! - [`packet`]: crafting ([`Ipv4Frame`], [`Malform`]) and parsing ([`parse`]) test frames.
+//! - [`process`]: [`Daemon`], a process with a captured log, and [`ping`].
 
-mod netns;
+pub mod host;
+pub mod netns;
+pub mod packet;
+pub mod process;
+pub mod topology;
 
+pub use host::RawSocket;
 pub use netns::{NetNs, sh};
+pub use packet::{Ipv4Frame, Malform, ParsedFrame, parse};
+pub use process::{Daemon, PingResult, Signal, ping};
+pub use topology::{End, Iface, Prefix, Topology, TopologyBuilder};
 
 /// Environment variable that turns a skipped privileged test into a failure (CI sets it to 1).
 pub const PRIV_TESTS_ENV: &str = "XFWD_PRIV_TESTS";
@@ -40,13 +50,48 @@ pub fn privileged(test: &str) -> bool {
 }
 
 /// Returns early from the calling test when privileged tests cannot run here (see [`privileged`]).
+///
+/// Works in tests returning `()` and in tests returning `Result<(), E>` (which then return
+/// `Ok(())`):
+///
+/// ```no_run
+/// #[test]
+/// fn plain() {
+///     xfwd_testbed::require_privileges!();
+///     let ns = xfwd_testbed::NetNs::new("t").unwrap();
+/// }
+///
+/// #[test]
+/// fn fallible() -> anyhow::Result<()> {
+///     xfwd_testbed::require_privileges!();
+///     let ns = xfwd_testbed::NetNs::new("t")?;
+///     Ok(())
+/// }
+/// ```
 #[macro_export]
 macro_rules! require_privileges {
     () => {
         if !$crate::privileged(module_path!()) {
-            return;
+            return $crate::Skipped::skipped();
         }
     };
+}
+
+/// The value a skipped test returns; implemented for `()` and `Result<(), E>`. Used by
+/// [`require_privileges!`].
+pub trait Skipped {
+    /// What the test returns when skipped.
+    fn skipped() -> Self;
+}
+
+impl Skipped for () {
+    fn skipped() -> Self {}
+}
+
+impl<E> Skipped for Result<(), E> {
+    fn skipped() -> Self {
+        Ok(())
+    }
 }
 
 fn missing_privileges() -> Vec<String> {
@@ -60,7 +105,11 @@ fn missing_privileges() -> Vec<String> {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0);
-    for (bit, name) in [(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW"), (14, "CAP_IPC_LOCK")] {
+    for (bit, name) in [
+        (12, "CAP_NET_ADMIN"),
+        (13, "CAP_NET_RAW"),
+        (14, "CAP_IPC_LOCK"),
+    ] {
         if caps & (1 << bit) == 0 {
             missing.push(format!("missing {name}"));
         }

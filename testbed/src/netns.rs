@@ -1,4 +1,4 @@
-//! A named network namespace that removes itself.
+//! A named network namespace that removes itself (`ip netns`, ip-netns(8)).
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -6,6 +6,9 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
+
+/// Counter that makes namespace names unique within the process.
+static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A network namespace created with `ip netns add` and deleted with `ip netns del` on drop.
 ///
@@ -16,17 +19,26 @@ pub struct NetNs {
 }
 
 impl NetNs {
-    /// Creates a namespace named `{prefix}-{pid}-{n}` and brings its loopback up.
+    /// Creates a namespace named `{prefix}-{pid}-{n}` and brings its loopback up. A name left
+    /// behind by a killed earlier run with the same pid is skipped, not reused.
     ///
     /// # Errors
     ///
     /// When `ip netns add` fails (not root, or iproute2 missing).
     pub fn new(prefix: &str) -> Result<Self> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        // Interface names derived from namespace names must fit IFNAMSIZ, so keep these short.
-        let name = format!("{prefix}-{}-{n}", std::process::id());
-        sh(&["ip", "netns", "add", &name])?;
+        let mut tries = 0;
+        let name = loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            // Interface names derived from namespace names must fit IFNAMSIZ, so keep these short.
+            let name = format!("{prefix}-{}-{n}", std::process::id());
+            match sh(&["ip", "netns", "add", &name]) {
+                Ok(_) => break name,
+                // Left by an earlier run that had our pid and was killed before cleaning up. It
+                // is not ours to delete (another pid namespace may use it): take the next name.
+                Err(e) if e.to_string().contains("File exists") && tries < 64 => tries += 1,
+                Err(e) => return Err(e),
+            }
+        };
         let ns = NetNs { name };
         ns.exec(&["ip", "link", "set", "lo", "up"])?;
         Ok(ns)
@@ -46,6 +58,37 @@ impl NetNs {
         let mut full = vec!["ip", "netns", "exec", &self.name];
         full.extend_from_slice(argv);
         sh(&full)
+    }
+
+    /// Runs `ip -n NAME args..` (iproute2 switching into the namespace itself, cheaper than
+    /// `ip netns exec`), e.g. `ns.ip(&["route", "add", "default", "via", "10.0.1.1"])`.
+    ///
+    /// # Errors
+    ///
+    /// When `ip` exits non-zero; the error carries the command line and its stderr.
+    pub fn ip(&self, args: &[&str]) -> Result<Output> {
+        let mut full = vec!["ip", "-n", &self.name];
+        full.extend_from_slice(args);
+        sh(&full)
+    }
+
+    /// Sets a sysctl of this namespace, e.g. `ns.sysctl("net.ipv4.ip_forward", "1")`.
+    ///
+    /// `key` is in `sysctl(8)` form: dotted, or slash-separated when a component (an interface
+    /// name such as `eth0.100`) itself contains a dot. The value is written to `/proc/sys` from a
+    /// thread inside the namespace (network sysctls resolve against the writer's namespace).
+    ///
+    /// # Errors
+    ///
+    /// When the namespace cannot be entered or the sysctl cannot be written.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = if key.contains('/') {
+            format!("/proc/sys/{}", key.trim_start_matches('/'))
+        } else {
+            format!("/proc/sys/{}", key.replace('.', "/"))
+        };
+        self.run(|| std::fs::write(&path, value))?
+            .with_context(|| format!("sysctl {key}={value} in netns {}", self.name))
     }
 
     /// Builds a [`Command`] that runs `program` inside the namespace, for callers that need to
@@ -90,12 +133,17 @@ impl NetNs {
 impl Drop for NetNs {
     fn drop(&mut self) {
         // Killing what still runs inside first lets `netns del` free the namespace at once.
-        let _ = Command::new("ip").args(["netns", "pids", &self.name]).output().map(|o| {
-            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        });
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+            .map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -119,4 +167,39 @@ pub fn sh(argv: &[&str]) -> Result<Output> {
         );
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_names_left_by_an_earlier_run() -> Result<()> {
+        crate::require_privileges!();
+        // No other unit test creates namespaces, so nobody else moves the counter meanwhile.
+        let n = NEXT.load(Ordering::Relaxed);
+        let stale: Vec<String> = (n..n + 2)
+            .map(|i| format!("sk-{}-{i}", std::process::id()))
+            .collect();
+        for s in &stale {
+            sh(&["ip", "netns", "add", s])?;
+        }
+        let ns = NetNs::new("sk");
+        for s in &stale {
+            sh(&["ip", "netns", "del", s])?;
+        }
+        assert_eq!(ns?.name(), format!("sk-{}-{}", std::process::id(), n + 2));
+        Ok(())
+    }
+
+    #[test]
+    fn sysctl_writes_inside_the_namespace() -> Result<()> {
+        crate::require_privileges!();
+        let ns = NetNs::new("sy")?;
+        ns.sysctl("net.ipv4.ip_forward", "1")?;
+        let inside = ns.exec(&["sysctl", "-n", "net.ipv4.ip_forward"])?;
+        assert_eq!(String::from_utf8(inside.stdout)?.trim(), "1");
+        assert!(ns.sysctl("net.ipv4.conf.nosuchif.forwarding", "1").is_err());
+        Ok(())
+    }
 }
