@@ -1,1 +1,321 @@
-//! The per-core run-to-completion loop.
+//! The per-core run-to-completion loop (DPDK l3fwd's `main_loop`, a VPP worker thread).
+//!
+//! Worker `w` owns queue `w` of every port through one AF_XDP socket per port, all sharing the
+//! worker's one UMEM, so a frame received on one port is transmitted on another by moving its
+//! descriptor. One iteration:
+//!
+//! ```text
+//!  load the FIB snapshot (one atomic load; a new one is noticed by its generation)
+//!  for each port p:  completion ring ─► free list ─► fill ring        (recycle, no allocator)
+//!                    rx ring ─► batch ─► ip4_forward_batch ─► Tx(q): stage on port q
+//!                                                            Resolve: park until ARP answers
+//!                                                            Drop(r): count r, recycle
+//!  for each port q:  staged ─► tx ring ─► sendto kick (copy mode: the kernel transmits here)
+//!  settle parked packets when the snapshot changed; publish counters; idle policy
+//! ```
+//!
+//! Nothing on this path allocates, locks or makes a syscall per packet: the vectors are
+//! preallocated, counters are local until the end of the iteration, and the only syscalls are
+//! the TX kick per port per iteration and, when the kernel asks for it, an RX wakeup.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use crossbeam_channel::Sender;
+use crossbeam_utils::CachePadded;
+
+use crate::control::config::IdleMode;
+use crate::drop::DropReason;
+use crate::fib::{AdjState, Fib, NextHopKey, PortId};
+use crate::neigh::{Parked, Pending, PendingLimits};
+use crate::node::{self, BATCH, Outcome, PacketBatch};
+use crate::stats::{LocalStats, WorkerStats};
+use crate::xsk::{Frame, Kick, Umem, XskSocket};
+
+/// Empty iterations an adaptive worker spins through before it sleeps in `poll(2)`.
+const SPIN_BEFORE_SLEEP: u32 = 20_000;
+/// How long an idle adaptive worker sleeps at most (bounds shutdown and resolution latency).
+const SLEEP_MS: i32 = 10;
+/// How often parked packets are re-examined when no new snapshot arrives (timeouts).
+const SETTLE_EVERY: Duration = Duration::from_millis(50);
+
+/// Everything a worker needs, built on the main thread and moved into the worker's thread.
+#[derive(Debug)]
+pub struct WorkerSetup {
+    /// Worker number = the queue it owns on every port.
+    pub id: usize,
+    /// CPU to pin to.
+    pub cpu: Option<usize>,
+    /// The worker's packet memory.
+    pub umem: Umem,
+    /// All frames not yet given to the kernel.
+    pub free: Vec<Frame>,
+    /// One socket per port, index = port id, all on `umem`.
+    pub sockets: Vec<XskSocket>,
+    /// The published forwarding snapshot.
+    pub fib: Arc<ArcSwap<Fib>>,
+    /// Where the worker publishes its counters.
+    pub stats: Arc<CachePadded<WorkerStats>>,
+    /// Resolution requests to the control thread (bounded; a full channel is retried later).
+    pub resolve: Sender<NextHopKey>,
+    /// Idle behaviour.
+    pub idle: IdleMode,
+    /// Busy polling configured on the sockets: drive the RX path with a wakeup every iteration.
+    pub busy_poll: bool,
+    /// Limits of the queue of packets awaiting resolution.
+    pub pending: PendingLimits,
+    /// Set to stop the loop.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Starts the worker's thread (`xfwd-w{id}`).
+///
+/// # Errors
+///
+/// When the thread cannot be created.
+pub fn spawn(setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("xfwd-w{}", setup.id)).spawn(move || run(setup))
+}
+
+/// One port's socket and the frames staged for its TX ring during the current iteration.
+struct Port {
+    sock: XskSocket,
+    tx: Vec<Frame>,
+    /// The last kick left descriptors in the TX ring: kick again even without new frames.
+    kick_again: bool,
+}
+
+/// A received batch seen through the pipeline's [`PacketBatch`] interface.
+struct UmemBatch<'a> {
+    umem: &'a Umem,
+    frames: &'a mut [Frame],
+}
+
+impl PacketBatch for UmemBatch<'_> {
+    fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn packet_mut(&mut self, i: usize) -> &mut [u8] {
+        self.umem.data_mut(&mut self.frames[i])
+    }
+
+    fn truncate(&mut self, i: usize, len: usize) {
+        let f = &mut self.frames[i];
+        if len < f.len() {
+            // Shortening within the frame cannot leave its bounds.
+            let _ = f.set_len(len);
+        }
+    }
+}
+
+/// The loop. Returns when `stop` is set.
+fn run(setup: WorkerSetup) {
+    let WorkerSetup {
+        id,
+        cpu,
+        umem,
+        mut free,
+        sockets,
+        fib,
+        stats,
+        resolve,
+        idle,
+        busy_poll,
+        pending,
+        stop,
+    } = setup;
+    if let Some(cpu) = cpu {
+        if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+            tracing::debug!(worker = id, cpu, "pinned");
+        } else {
+            tracing::warn!(worker = id, cpu, "could not pin worker to its CPU; running unpinned");
+        }
+    }
+    let nports = sockets.len();
+    let stage_cap = BATCH * nports + pending.total;
+    let mut ports: Vec<Port> = sockets
+        .into_iter()
+        .map(|sock| Port { sock, tx: Vec::with_capacity(stage_cap), kick_again: false })
+        .collect();
+    let mut fib_cache = arc_swap::Cache::new(fib);
+    let mut local = LocalStats::new(nports);
+    let mut parked: Pending<Frame> = Pending::new(pending);
+    let mut rx: Vec<Frame> = Vec::with_capacity(BATCH);
+    let mut out = [Outcome::Drop(DropReason::NoRoute); BATCH];
+    let started = Instant::now();
+    let mut last_settle = started;
+    let mut generation_seen = 0;
+    let mut idle_loops = 0u32;
+
+    while !stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let fib: &Arc<Fib> = fib_cache.load();
+        let mut work = 0usize;
+
+        for p in 0..nports {
+            let port = &mut ports[p];
+            port.sock.complete(&mut free, usize::MAX);
+            port.sock.fill(&mut free, usize::MAX);
+            if busy_poll || port.sock.fill_needs_wakeup() {
+                let _ = port.sock.wake_rx();
+            }
+            let n = port.sock.recv(&mut rx, BATCH);
+            if n == 0 {
+                continue;
+            }
+            work += n;
+            local.batches += 1;
+            let counts = &mut local.ports[p];
+            counts[0] += n as u64;
+            counts[1] += rx.iter().map(|f| f.len() as u64).sum::<u64>();
+
+            let mut batch = UmemBatch { umem: &umem, frames: &mut rx };
+            node::ip4_forward_batch(fib, p as PortId, &mut batch, &mut out);
+
+            for (frame, outcome) in rx.drain(..).zip(out.iter()) {
+                match *outcome {
+                    Outcome::Tx(q) => ports[usize::from(q)].tx.push(frame),
+                    Outcome::Drop(reason) => {
+                        local.drop(reason);
+                        free.push(frame);
+                    }
+                    Outcome::Resolve(key) => {
+                        match parked.park(key, frame, t0, fib.generation) {
+                            Parked::Held { request, evicted } => {
+                                if request {
+                                    // Full channel: the control thread is busy; the next packet
+                                    // for this next hop asks again after the retry interval.
+                                    let _ = resolve.try_send(key);
+                                }
+                                if let Some(old) = evicted {
+                                    local.drop(DropReason::NeighQueueFull);
+                                    free.push(old);
+                                }
+                            }
+                            Parked::Refused(frame, reason) => {
+                                local.drop(reason);
+                                free.push(frame);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        // Release or give up on parked packets when the tables changed, and now and then for
+        // timeouts.
+        if !parked.is_empty()
+            && (fib.generation != generation_seen || t0.duration_since(last_settle) >= SETTLE_EVERY)
+        {
+            last_settle = t0;
+            parked.settle(
+                t0,
+                fib.generation,
+                |key| fib.neighbour(key).state,
+                |key, mut frame| {
+                    let adj = fib.neighbour(key);
+                    debug_assert_eq!(adj.state, AdjState::Resolved);
+                    node::ip4_rewrite::ip4_rewrite(umem.data_mut(&mut frame), &adj.l2);
+                    ports[usize::from(adj.port)].tx.push(frame);
+                },
+                |frame, reason| {
+                    local.drop(reason);
+                    free.push(frame);
+                },
+            );
+        }
+        generation_seen = fib.generation;
+
+        for (q, port) in ports.iter_mut().enumerate() {
+            work += flush_tx(port, &mut free, &mut local, q);
+        }
+
+        local.publish(&stats);
+        stats.pending.set(parked.len() as u64);
+        stats.loops.add(1);
+        let now = Instant::now();
+        stats.run_ns.set(now.duration_since(started).as_nanos() as u64);
+        if work > 0 {
+            stats.busy_ns.add(now.duration_since(t0).as_nanos() as u64);
+            idle_loops = 0;
+        } else if idle == IdleMode::Adaptive {
+            idle_loops += 1;
+            if idle_loops >= SPIN_BEFORE_SLEEP {
+                let timeout = if parked.is_empty() { SLEEP_MS } else { 1 };
+                let socks: Vec<&XskSocket> = ports.iter().map(|p| &p.sock).collect();
+                let _ = crate::xsk::poll_rx_any(&socks, timeout);
+            }
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+
+    // Shutdown: send what is staged, then hand every parked frame back.
+    for (q, port) in ports.iter_mut().enumerate() {
+        flush_tx(port, &mut free, &mut local, q);
+    }
+    parked.clear(|f| {
+        local.drop(DropReason::NeighFailed);
+        free.push(f);
+    });
+    local.publish(&stats);
+    stats.pending.set(0);
+    tracing::debug!(worker = id, "stopped");
+}
+
+/// Moves port `q`'s staged frames onto its TX ring and kicks the kernel. Frames the ring cannot
+/// take even after reclaiming completions are dropped as [`DropReason::TxRingFull`]: staging is
+/// bounded, and a congested egress must not hold frames the RX side needs.
+fn flush_tx(port: &mut Port, free: &mut Vec<Frame>, local: &mut LocalStats, q: usize) -> usize {
+    if port.tx.is_empty() && !port.kick_again {
+        return 0;
+    }
+    let staged = port.tx.len();
+    let mut bytes: u64 = port.tx.iter().map(|f| f.len() as u64).sum();
+    port.sock.send(&mut port.tx);
+    let mut dropped = 0;
+    if !port.tx.is_empty() {
+        // The ring is full: let the kernel transmit, reclaim what it finished, try once more.
+        kick(port, local);
+        port.sock.complete(free, usize::MAX);
+        port.sock.send(&mut port.tx);
+        dropped = port.tx.len();
+        for f in port.tx.drain(..) {
+            bytes -= f.len() as u64;
+            local.drop(DropReason::TxRingFull);
+            free.push(f);
+        }
+    }
+    let sent = (staged - dropped) as u64;
+    if sent > 0 || port.kick_again {
+        kick(port, local);
+    }
+    local.forwarded += sent;
+    local.ports[q][2] += sent;
+    local.ports[q][3] += bytes;
+    staged
+}
+
+/// Wakes the kernel to transmit when it asked for it (need_wakeup), remembering whether it left
+/// work behind.
+fn kick(port: &mut Port, local: &mut LocalStats) {
+    if !port.sock.tx_needs_wakeup() {
+        port.kick_again = false;
+        return;
+    }
+    local.tx_kicks += 1;
+    port.kick_again = match port.sock.kick_tx() {
+        Ok(Kick::Done) => false,
+        Ok(Kick::Again | Kick::Busy | Kick::NoBufs) => true,
+        // The link is down: descriptors wait in the ring; stop kicking until new frames come.
+        Ok(Kick::NetDown) => false,
+        Err(e) => {
+            tracing::warn!("TX kick on ifindex {} failed: {e}", port.sock.ifindex());
+            false
+        }
+    };
+}

@@ -1,0 +1,204 @@
+//! From the kernel mirror to forwarding snapshots: which route wins each prefix, which paths
+//! xfwd can use, and when to rebuild which half of the [`Fib`].
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use arc_swap::ArcSwap;
+
+use super::mirror::{Change, KernelState, Resolved};
+use super::netlink::{NextHop, Route, RouteKind};
+use crate::fib::{AdjTable, Fib, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType};
+
+/// The kernel's main routing table (`RT_TABLE_MAIN`).
+pub const MAIN_TABLE: u32 = 254;
+
+/// The interfaces xfwd was asked to drive, as the kernel describes them, in `--iface` order.
+///
+/// # Errors
+///
+/// When an interface does not exist or has no Ethernet address.
+pub fn ports(state: &KernelState, names: &[String]) -> Result<Vec<PortInfo>> {
+    names
+        .iter()
+        .map(|name| {
+            let Some(link) = state.link_by_name(name) else {
+                bail!("interface {name} does not exist in this network namespace");
+            };
+            let Some(mac) = link.mac else {
+                bail!("interface {name} has no Ethernet address; xfwd forwards between Ethernet interfaces");
+            };
+            Ok(port_info(link, mac))
+        })
+        .collect()
+}
+
+fn port_info(link: &super::netlink::Link, mac: [u8; 6]) -> PortInfo {
+    PortInfo {
+        ifindex: link.ifindex,
+        name: link.name.clone(),
+        mac,
+        mtu: link.mtu,
+        up: link.admin_up && link.oper_up,
+    }
+}
+
+/// The route that wins each prefix of the main table, as the FIB installs it.
+///
+/// Among the kernel's routes for one prefix, Linux uses the lowest metric (`fib_table_lookup`
+/// walks aliases in priority order) and, among equal metrics, the first alias. Routes with a
+/// non-zero TOS match only packets with that TOS, which xfwd does not look at: they are skipped.
+pub fn route_inputs(state: &KernelState) -> Vec<RouteInput> {
+    let mut best: Vec<&Route> = Vec::new();
+    for r in state.table(MAIN_TABLE) {
+        if r.tos != 0 {
+            continue;
+        }
+        match best.last_mut() {
+            Some(b) if b.dst == r.dst && b.dst_len == r.dst_len => {
+                if r.priority < b.priority {
+                    *b = r;
+                }
+            }
+            _ => best.push(r),
+        }
+    }
+    best.into_iter().filter_map(|r| route_input(state, r)).collect()
+}
+
+fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
+    let kind = match r.kind {
+        RouteKind::Unicast => RouteType::Unicast,
+        RouteKind::Blackhole => RouteType::Blackhole,
+        RouteKind::Unreachable => RouteType::Unreachable,
+        RouteKind::Prohibit => RouteType::Prohibit,
+        RouteKind::Local | RouteKind::Broadcast | RouteKind::Anycast => RouteType::Local,
+        // Multicast, throw, NAT and unknown types are the kernel's: not installed.
+        _ => return None,
+    };
+    let mut input = RouteInput { dst: r.dst, len: r.dst_len, kind, nexthops: Vec::new() };
+    if kind == RouteType::Unicast {
+        match state.resolve(r) {
+            Resolved::Blackhole => input.kind = RouteType::Blackhole,
+            // Not in sync for a moment: leave the prefix to its covering route.
+            Resolved::Missing(_) => return None,
+            Resolved::Paths(paths) => {
+                input.nexthops = paths.iter().filter_map(usable_path).collect();
+                if input.nexthops.is_empty() {
+                    // Every path is dead or of a kind xfwd cannot send on (IPv6 gateway,
+                    // encapsulation): a path out of no interface xfwd drives.
+                    input.nexthops.push(RouteNextHop { gateway: None, ifindex: 0 });
+                }
+            }
+        }
+    }
+    Some(input)
+}
+
+/// A path xfwd can forward on: alive, plain IPv4 (no IPv6 gateway, no encapsulation).
+fn usable_path(nh: &NextHop) -> Option<RouteNextHop> {
+    (!nh.dead && nh.gateway6.is_none() && nh.encap.is_none())
+        .then_some(RouteNextHop { gateway: nh.gateway, ifindex: nh.ifindex })
+}
+
+/// The kernel's IPv4 neighbours as the FIB wants them.
+pub fn neigh_inputs(state: &KernelState) -> impl Iterator<Item = NeighInput> + '_ {
+    state.neighs().values().map(|n| NeighInput {
+        ifindex: n.ifindex,
+        ip: n.ip,
+        mac: n.mac,
+        valid: n.state.is_valid(),
+        failed: n.state.is_failed(),
+    })
+}
+
+/// Builds and publishes snapshots, rebuilding only the half a change touches.
+#[derive(Debug)]
+pub struct TableBuilder {
+    names: Vec<String>,
+    ports: Arc<[PortInfo]>,
+    routes: Arc<RouteTable>,
+    published: Arc<ArcSwap<Fib>>,
+    generation: u64,
+}
+
+impl TableBuilder {
+    /// Builds the first snapshot from `state`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ports`].
+    pub fn new(state: &KernelState, names: &[String]) -> Result<Self> {
+        let ports: Arc<[PortInfo]> = ports(state, names)?.into();
+        let mut b = TableBuilder {
+            names: names.to_vec(),
+            ports,
+            routes: Arc::default(),
+            published: Arc::new(ArcSwap::from_pointee(Fib::default())),
+            generation: 0,
+        };
+        b.rebuild(state, Change::ALL);
+        Ok(b)
+    }
+
+    /// The published snapshot, for workers and readers.
+    pub fn published(&self) -> Arc<ArcSwap<Fib>> {
+        self.published.clone()
+    }
+
+    /// The ports, index = port id.
+    pub fn ports(&self) -> &Arc<[PortInfo]> {
+        &self.ports
+    }
+
+    /// Rebuilds what `change` touched and publishes a new snapshot.
+    pub fn rebuild(&mut self, state: &KernelState, change: Change) {
+        if change.is_empty() {
+            return;
+        }
+        let t0 = Instant::now();
+        if change.intersects(Change::LINKS) {
+            // A driven interface that vanished keeps its last description: its socket is bound
+            // to the old ifindex; routes out of it go away with it in the kernel anyway.
+            let ports: Vec<PortInfo> = self
+                .names
+                .iter()
+                .zip(self.ports.iter())
+                .map(|(name, old)| match state.link_by_name(name) {
+                    Some(l) if l.ifindex == old.ifindex => {
+                        port_info(l, l.mac.unwrap_or(old.mac))
+                    }
+                    _ => PortInfo { up: false, ..old.clone() },
+                })
+                .collect();
+            if *ports != *self.ports {
+                self.ports = ports.into();
+            }
+        }
+        let routes_changed =
+            change.intersects(Change::LINKS | Change::ADDRS | Change::ROUTES | Change::NEXTHOPS);
+        if routes_changed {
+            let local: Vec<Ipv4Addr> = state.local_addrs().into_iter().collect();
+            self.routes = Arc::new(RouteTable::build(route_inputs(state), local, &self.ports));
+        }
+        let adj = AdjTable::build(&self.routes, neigh_inputs(state), &self.ports);
+        self.generation += 1;
+        let fib = Fib {
+            routes: self.routes.clone(),
+            adj: Arc::new(adj),
+            ports: self.ports.clone(),
+            generation: self.generation,
+        };
+        tracing::debug!(
+            generation = self.generation,
+            routes_rebuilt = routes_changed,
+            prefixes = fib.routes.prefixes(),
+            neighbours = fib.adj.neighbours(),
+            took_us = t0.elapsed().as_micros() as u64,
+            "published forwarding tables"
+        );
+        self.published.store(Arc::new(fib));
+    }
+}
