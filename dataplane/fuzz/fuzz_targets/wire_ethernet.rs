@@ -64,9 +64,9 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // The same bytes as text: a MAC that parses prints back to an equal address.
-    if let Ok(s) = std::str::from_utf8(data) {
-        if let Ok(mac) = s.parse::<EthernetAddress>() {
-            assert_eq!(mac.to_string().parse::<EthernetAddress>(), Ok(mac));
-        }
+    if let Ok(s) = std::str::from_utf8(data)
+        && let Ok(mac) = s.parse::<EthernetAddress>()
+    {
+        assert_eq!(mac.to_string().parse::<EthernetAddress>(), Ok(mac));
     }
 });
