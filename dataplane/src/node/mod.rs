@@ -21,6 +21,7 @@ pub mod ip4_rewrite;
 
 use crate::drop::DropReason;
 use crate::fib::{Fib, NO_ROUTE, NextHopKey, PortId, Verdict};
+use crate::wire::EthernetAddress;
 
 /// Packets per batch: the most a worker takes from one RX ring per pass.
 pub const BATCH: usize = 64;
@@ -68,7 +69,7 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
 ) {
     let n = batch.len();
     assert!(n <= BATCH, "batch of {n} exceeds BATCH");
-    let dev_mac = fib.ports[usize::from(ingress)].mac;
+    let dev_mac = EthernetAddress(fib.ports[usize::from(ingress)].mac);
     let mut dsts = [0u32; BATCH];
     let mut meta = [ip4_input::Ip4Meta::default(); BATCH];
     let mut l3 = [0usize; BATCH];
