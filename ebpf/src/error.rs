@@ -177,9 +177,10 @@ pub(crate) fn map_io_error(e: MapError) -> io::Error {
 /// An error of `Ebpf::load` on an embedded object.
 pub(crate) fn object(object: &'static str, e: EbpfError) -> Error {
     match e {
-        EbpfError::MapError(MapError::CreateError { name, io_error }) => {
-            kernel(format!("create BPF map {name} of {object}"), io_error)
-        }
+        EbpfError::MapError(MapError::CreateError { name, io_error }) => kernel(
+            format!("load the XDP programs of {object} (creating BPF map {name})"),
+            io_error,
+        ),
         EbpfError::ProgramError(p) => kernel(format!("prepare {object}"), program_io_error(p)),
         other => Error::Object {
             object,

@@ -7,6 +7,7 @@
 //! attachments that detach themselves when the process dies (bpf_link), 5.18 for
 //! [`SteerVariant::MultiBuffer`]. Verified on 6.18.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -495,8 +496,9 @@ impl Steer {
         }
     }
 
-    /// Makes the `local_addrs` map hold exactly `addrs`: the router's own addresses and
-    /// its subnet-directed broadcast addresses, whose frames go to the kernel. Removals are
+    /// Makes the `local_addrs` map hold exactly `addrs` (any iterator of `Ipv4Addr` or
+    /// `&Ipv4Addr`, e.g. a `&BTreeSet<Ipv4Addr>`): the router's own addresses and its
+    /// subnet-directed broadcast addresses, whose frames go to the kernel. Removals are
     /// applied before additions, so a full map can be replaced.
     ///
     /// # Errors
@@ -504,8 +506,11 @@ impl Steer {
     /// [`Error::LocalAddrsFull`] beyond 16384 addresses (nothing changed);
     /// [`Error::Kernel`] when a map update fails (the map then holds what
     /// [`Steer::local_addrs`] reports).
-    pub fn set_local_addrs(&mut self, addrs: impl IntoIterator<Item = Ipv4Addr>) -> Result<()> {
-        let wanted: BTreeSet<Ipv4Addr> = addrs.into_iter().collect();
+    pub fn set_local_addrs<A: Borrow<Ipv4Addr>>(
+        &mut self,
+        addrs: impl IntoIterator<Item = A>,
+    ) -> Result<()> {
+        let wanted: BTreeSet<Ipv4Addr> = addrs.into_iter().map(|a| *a.borrow()).collect();
         if wanted.len() > MAX_LOCAL_ADDRS {
             return Err(Error::LocalAddrsFull {
                 wanted: wanted.len(),

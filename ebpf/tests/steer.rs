@@ -6,7 +6,7 @@ mod common;
 use std::net::Ipv4Addr;
 
 use common::{eth, ipv4_to, transit};
-use xfwd_ebpf::{Error, Steer, SteerVariant, Verdict, XDP_PASS};
+use xfwd_ebpf::{Error, Steer, SteerVariant, Verdict, XDP_PASS, XDP_REDIRECT};
 use xfwd_testbed::NetNs;
 
 const LO: u32 = 1;
@@ -193,7 +193,11 @@ fn local_addrs_sync_is_reflected() {
         );
         assert_eq!(steer.local_addrs_in_kernel().unwrap(), [a, b].into());
 
-        steer.set_local_addrs([]).unwrap();
+        // From a borrowed set, as the control plane keeps it.
+        let only_b: std::collections::BTreeSet<Ipv4Addr> = [b].into();
+        steer.set_local_addrs(&only_b).unwrap();
+        assert_eq!(steer.local_addrs_in_kernel().unwrap(), only_b);
+        steer.set_local_addrs([] as [Ipv4Addr; 0]).unwrap();
         assert!(steer.local_addrs_in_kernel().unwrap().is_empty());
 
         // Capacity: the full map, then one more is refused without touching the map.
@@ -354,5 +358,50 @@ fn argument_and_socket_errors() {
         let c = steer.counters().unwrap();
         let names: std::collections::BTreeSet<&str> = c.iter().map(|(v, _)| v.name()).collect();
         assert_eq!(names.len(), Verdict::COUNT);
+    });
+}
+
+/// An AF_XDP socket, unbound: enough for the XSKMAP (the kernel checks the family only) and
+/// for BPF_PROG_TEST_RUN's verdict (which does not deliver). Delivery through a bound socket
+/// is the dataplane's test.
+fn af_xdp_socket() -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: socket(2) with constant arguments; it returns a new fd or -1.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    assert!(
+        fd >= 0,
+        "socket(AF_XDP): {}",
+        std::io::Error::last_os_error()
+    );
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+#[test]
+fn socket_in_the_map_redirects_and_closing_it_falls_back() {
+    xfwd_testbed::require_privileges!();
+    in_netns("xsr", |_| {
+        use std::os::fd::AsFd;
+        let mut steer = Steer::load().unwrap();
+        steer.register_iface(LO, 9).unwrap();
+        let socket = af_xdp_socket();
+        steer.set_socket(9, 0, socket.as_fd()).unwrap();
+        expect(&steer, &transit(), LO, 0, XDP_REDIRECT, Verdict::Redirect);
+        // The socket serves (slot 9, queue 0) only.
+        steer.register_iface(LO, 8).unwrap();
+        expect(&steer, &transit(), LO, 0, XDP_PASS, Verdict::PassNoSocket);
+        steer.register_iface(LO, 9).unwrap();
+        // Local traffic is never redirected, socket or not.
+        steer.add_local(Ipv4Addr::new(192, 0, 2, 1)).unwrap();
+        expect(&steer, &transit(), LO, 0, XDP_PASS, Verdict::PassLocal);
+        steer.remove_local(Ipv4Addr::new(192, 0, 2, 1)).unwrap();
+
+        steer.clear_socket(9, 0).unwrap();
+        expect(&steer, &transit(), LO, 0, XDP_PASS, Verdict::PassNoSocket);
+        steer.set_socket(9, 0, socket.as_fd()).unwrap();
+        expect(&steer, &transit(), LO, 0, XDP_REDIRECT, Verdict::Redirect);
+        // xfwd dies: the kernel removes a closed socket from the map, traffic falls back.
+        drop(socket);
+        expect(&steer, &transit(), LO, 0, XDP_PASS, Verdict::PassNoSocket);
     });
 }
