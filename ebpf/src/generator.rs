@@ -9,9 +9,9 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
+use aya::Ebpf;
 use aya::maps::{Array, MapData};
 use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
-use aya::{Ebpf, EbpfLoader};
 
 use crate::abi::{self, GEN_HDR_LEN, GEN_MIN_FRAME, GenMap};
 use crate::error::{self, Error, Result};
@@ -149,9 +149,7 @@ impl Generator {
     ///
     /// [`Error::PermissionDenied`], [`Error::Verifier`], [`Error::Object`].
     pub fn load() -> Result<Generator> {
-        let mut ebpf = EbpfLoader::new()
-            .load(objects::generator())
-            .map_err(|e| error::object("gen.bpf.o", e))?;
+        let mut ebpf = objects::load("gen.bpf.o", objects::generator())?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .and_then(|p| p.try_into().ok())

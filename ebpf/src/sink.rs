@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use aya::Ebpf;
 use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::Xdp;
-use aya::{Ebpf, EbpfLoader};
 
 use crate::abi::{SinkConfigValue, SinkStatsValue};
 use crate::attach::{self, AttachMode, AttachedMode, Attachment};
@@ -65,9 +65,7 @@ impl Sink {
                 why: "0 is not a destination port (use None to count every frame)".to_owned(),
             });
         }
-        let mut ebpf = EbpfLoader::new()
-            .load(objects::sink())
-            .map_err(|e| error::object("sink.bpf.o", e))?;
+        let mut ebpf = objects::load("sink.bpf.o", objects::sink())?;
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM)
             .and_then(|p| p.try_into().ok())

@@ -13,9 +13,9 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::os::fd::BorrowedFd;
 
+use aya::Ebpf;
 use aya::maps::{HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::Xdp;
-use aya::{Ebpf, EbpfLoader};
 
 use crate::abi::{self, IfaceValue, MAX_IFACES, MAX_LOCAL_ADDRS, MAX_QUEUES};
 use crate::attach::{self, AttachMode, AttachedMode, Attachment};
@@ -258,9 +258,7 @@ impl Steer {
     ///
     /// As [`Steer::load`]; [`SteerVariant::MultiBuffer`] needs kernel >= 5.18.
     pub fn load_variant(variant: SteerVariant) -> Result<Steer> {
-        let mut ebpf = EbpfLoader::new()
-            .load(objects::steer())
-            .map_err(|e| error::object("steer.bpf.o", e))?;
+        let mut ebpf = objects::load("steer.bpf.o", objects::steer())?;
         let name = variant.program();
         let program: &mut Xdp = ebpf
             .program_mut(name)
