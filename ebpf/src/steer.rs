@@ -168,8 +168,8 @@ pub enum SteerVariant {
     /// `xfwd_steer_frags` (section `xdp.frags`, `BPF_F_XDP_HAS_FRAGS`): drivers keep jumbo
     /// MTUs with XDP attached; frames that arrive in several buffers go to the kernel
     /// (counted [`Verdict::PassFrags`]), because the AF_XDP sockets take single-buffer
-    /// frames. On veth this also lets the peer send GSO super-frames, which then bypass
-    /// xfwd. Kernel >= 5.18.
+    /// frames: xfwd then forwards frames up to a page and the kernel the longer ones.
+    /// Kernel >= 5.18.
     MultiBuffer,
 }
 

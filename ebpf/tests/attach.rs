@@ -308,6 +308,26 @@ fn jumbo_mtu_needs_the_multi_buffer_variant_for_native_mode() {
             .unwrap(),
         AttachedMode::Native
     );
+
+    // Jumbo frames arrive in several buffers and go to the kernel; the rest is steered.
+    a.exec(&["ip", "link", "set", "a0", "mtu", "9000"]).unwrap();
+    a.exec(&["ip", "addr", "add", "10.9.0.1/24", "dev", "a0"])
+        .unwrap();
+    b.exec(&["ip", "addr", "add", "10.9.0.2/24", "dev", "b0"])
+        .unwrap();
+    b.exec(&[
+        "ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "8000", "10.9.0.1",
+    ])
+    .unwrap();
+    let c = multi.counters().unwrap();
+    assert!(c.get(Verdict::PassFrags) >= 2, "{c:?}");
+    b.exec(&[
+        "ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "1000", "10.9.0.1",
+    ])
+    .unwrap();
+    let c2 = multi.counters().unwrap().since(&c);
+    assert_eq!(c2.get(Verdict::PassFrags), 0, "{c2:?}");
+    assert!(c2.get(Verdict::PassNoSocket) >= 2, "{c2:?}");
 }
 
 fn steer_refusal(steer: &Steer, ifindex: u32) -> Option<i32> {
