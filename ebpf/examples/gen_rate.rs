@@ -138,6 +138,17 @@ fn main() -> Result<()> {
         );
         rates.push(mpps);
     }
+    for (ns, dev) in [(&a, "a0"), (&b, "b0")] {
+        let stats = ns.exec(&["ip", "-s", "-s", "link", "show", "dev", dev])?;
+        let xdp = ns.exec(&["ethtool", "-S", dev])?;
+        println!("{dev}:\n{}", String::from_utf8_lossy(&stats.stdout));
+        for line in String::from_utf8_lossy(&xdp.stdout)
+            .lines()
+            .filter(|l| l.contains("xdp") && !l.ends_with(": 0"))
+        {
+            println!("{line}");
+        }
+    }
     rates.sort_by(f64::total_cmp);
     println!("median {:.2} Mpps", rates[rates.len() / 2]);
     Ok(())
