@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{has_xdp, ifindex, out, veth_pair};
+use common::{assert_detached, has_xdp, ifindex, out, veth_pair};
 use xfwd_ebpf::{AttachMode, AttachedMode, Error, Sink, SinkConfig, Steer, Verdict};
 use xfwd_testbed::NetNs;
 
@@ -61,11 +61,7 @@ fn native_attach_steers_real_traffic_and_detaches_on_drop() {
     assert!(c2.get(Verdict::PassLocal) >= 2, "{c2:?}");
 
     drop(steer);
-    assert!(
-        !has_xdp(&a, "a0"),
-        "{}",
-        out(&a, &["ip", "link", "show", "dev", "a0"])
-    );
+    assert_detached(&a, "a0");
     // And the kernel path still works without it.
     b.exec(&["ping", "-c", "1", "-W", "2", "10.9.0.1"]).unwrap();
 }
@@ -89,7 +85,7 @@ fn generic_mode_explicit_detach_and_reattach() {
     );
 
     steer.detach(a0).unwrap();
-    assert!(!has_xdp(&a, "a0"));
+    assert_detached(&a, "a0");
     assert!(matches!(steer.detach(a0), Err(Error::NotAttached { .. })));
     // The slot is free again after detach.
     steer.register_iface(12345, 7).unwrap();
@@ -102,7 +98,7 @@ fn generic_mode_explicit_detach_and_reattach() {
     assert_eq!(mode, AttachedMode::Native, "veth supports native XDP");
     assert!(has_xdp(&a, "a0"));
     drop(steer);
-    assert!(!has_xdp(&a, "a0"));
+    assert_detached(&a, "a0");
 }
 
 #[test]
@@ -139,7 +135,7 @@ fn auto_falls_back_to_generic_where_the_driver_has_no_xdp() {
     assert_eq!(refused.raw_os_error(), Some(libc_eopnotsupp()), "{refused}");
     assert!(out(&ns, &["ip", "link", "show", "dev", "d0"]).contains("xdpgeneric"));
     drop(steer);
-    assert!(!has_xdp(&ns, "d0"));
+    assert_detached(&ns, "d0");
 }
 
 fn libc_eopnotsupp() -> i32 {
@@ -168,7 +164,7 @@ fn another_xdp_program_is_a_clear_error() {
         steer.register_iface(54321, 0).unwrap();
         steer.unregister_iface(54321).unwrap();
         drop(other);
-        assert!(!has_xdp(&a, "a0"));
+        assert_detached(&a, "a0");
     }
 
     // A program attached the legacy way, over netlink, by iproute2.
@@ -300,6 +296,7 @@ fn jumbo_mtu_needs_the_multi_buffer_variant_for_native_mode() {
     let why = steer_refusal(&single, a0);
     assert_eq!(why, Some(34), "ERANGE from veth_xdp_set");
     drop(single);
+    assert_detached(&a, "a0");
 
     let mut multi = Steer::load_variant(xfwd_ebpf::SteerVariant::MultiBuffer).unwrap();
     assert_eq!(

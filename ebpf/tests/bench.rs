@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::net::Ipv4Addr;
 use std::process::Stdio;
 
-use common::{MAC_A, MAC_B, eth, has_xdp, ifindex, ipv4_to, veth_pair};
+use common::{MAC_A, MAC_B, eth, ifindex, ipv4_to, veth_pair};
 use xfwd_ebpf::{
     AttachMode, AttachedMode, Error, Generator, Sink, SinkAction, SinkConfig, UdpTemplate,
     XDP_DROP, XDP_PASS,
@@ -84,7 +84,7 @@ fn every_generated_frame_reaches_the_sink() {
     assert_eq!(generator.next_seq().unwrap(), 401_001);
 
     drop(sink);
-    assert!(!has_xdp(&b, "b0"));
+    common::assert_detached(&b, "b0");
 }
 
 /// Frames the veth `dev` failed to hand to its peer (`ethtool -S`: `*_xdp_xmit_errors`).

@@ -88,3 +88,21 @@ pub fn has_xdp(ns: &NetNs, dev: &str) -> bool {
     let s = out(ns, &["ip", "-d", "link", "show", "dev", dev]);
     s.contains("xdp") || s.contains("prog/xdp")
 }
+
+/// Asserts that `dev` loses its XDP program within 2 s.
+///
+/// Detaching is synchronous when the last bpf_link fd closes, but a parallel test's `fork`
+/// (to run `ip`) briefly holds a copy of every fd until its `exec` closes the CLOEXEC ones,
+/// so "last" may come a moment later.
+#[track_caller]
+pub fn assert_detached(ns: &NetNs, dev: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while has_xdp(ns, dev) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "XDP still attached to {dev}: {}",
+            out(ns, &["ip", "link", "show", "dev", dev])
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
