@@ -8,6 +8,10 @@
 //! the process; there the steering program's `XDP_PASS` fallback still keeps traffic flowing
 //! once the AF_XDP sockets are gone.
 //!
+//! Detaching closes the link's fd and the kernel detaches at once, unless another process
+//! still holds a copy of that fd: a child between `fork` and `exec` does (the fd is
+//! close-on-exec), so detachment can lag by the time a concurrent spawn takes.
+//!
 //! Interface indexes are resolved in the network namespace of the calling thread.
 
 use std::ffi::CStr;
