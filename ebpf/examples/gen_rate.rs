@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! sudo taskset -c 0 cargo run --release -p xfwd-ebpf --example gen_rate -- \
-//!     [--frames N] [--batch B] [--len L] [--flows F] [--runs R] [--no-sink]
+//!     [--frames N] [--batch B] [--len L] [--flows F] [--runs R] [--timestamp-every T] [--no-sink]
 //! ```
 //!
 //! Everything runs on the calling CPU: the generator in BPF_PROG_RUN, and the peer's NAPI
@@ -25,6 +25,7 @@ struct Args {
     len: u16,
     flows: u16,
     runs: u32,
+    timestamp_every: u32,
     sink: bool,
 }
 
@@ -35,6 +36,7 @@ fn parse_args() -> Result<Args> {
         len: 60,
         flows: 1,
         runs: 5,
+        timestamp_every: 1,
         sink: true,
     };
     let mut it = std::env::args().skip(1);
@@ -50,6 +52,7 @@ fn parse_args() -> Result<Args> {
             "--len" => args.len = value.parse()?,
             "--flows" => args.flows = value.parse()?,
             "--runs" => args.runs = value.parse()?,
+            "--timestamp-every" => args.timestamp_every = value.parse()?,
             _ => return Err(format!("unknown flag {flag}").into()),
         }
     }
@@ -116,6 +119,7 @@ fn main() -> Result<()> {
         )
     };
     generator.configure(&template)?;
+    generator.set_timestamp_every(args.timestamp_every)?;
     println!(
         "{} runs of {} frames of {} bytes, {} flows, batch {}",
         args.runs, args.frames, args.len, args.flows, args.batch

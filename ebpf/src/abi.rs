@@ -37,7 +37,7 @@ pub(crate) struct GenMap {
     pub(crate) hdr: [u64; 6],
     pub(crate) src_port: u16,
     pub(crate) flows: u16,
-    pub(crate) reserved: u32,
+    pub(crate) timestamp_every: u32,
     pub(crate) next_seq: u64,
     pub(crate) sent: u64,
     pub(crate) errors: u64,

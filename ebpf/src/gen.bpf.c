@@ -9,7 +9,8 @@
  * template in the `gen` map (a map, not a `volatile const`, which clang folded to zeros),
  * then per frame: IPv4 total length, id (low 16 bits of the sequence number) and header
  * checksum (RFC 791/1071), UDP length, source port (flow = seq % flows) and checksum 0
- * (RFC 768: none), and the payload: sequence number and bpf_ktime_get_ns(), big-endian.
+ * (RFC 768: none), and the payload: sequence number and send time (bpf_ktime_get_ns(), on
+ * one frame in `timestamp_every`, 0 on the others), big-endian.
  *
  * One frame per program run, one run at a time (the Rust wrapper's `run` takes
  * `&mut self`, and the runner keeps the program on one CPU), so the `gen` counters are
@@ -55,7 +56,7 @@ int xfwd_gen(struct xdp_md *ctx)
 	__u64 *word = data;
 	struct xfwd_gen *g;
 	__u32 key = 0;
-	__u64 len, seq;
+	__u64 len, seq, stamp;
 	__u16 flow;
 
 	g = bpf_map_lookup_elem(&gen, &key);
@@ -90,7 +91,8 @@ int xfwd_gen(struct xdp_md *ctx)
 	udp->check = 0;
 
 	*(__u64 *)(data + XFWD_GEN_HDR_LEN) = bpf_cpu_to_be64(seq);
-	*(__u64 *)(data + XFWD_GEN_HDR_LEN + 8) = bpf_cpu_to_be64(bpf_ktime_get_ns());
+	stamp = g->timestamp_every && seq % g->timestamp_every == 0 ? bpf_ktime_get_ns() : 0;
+	*(__u64 *)(data + XFWD_GEN_HDR_LEN + 8) = bpf_cpu_to_be64(stamp);
 
 	g->sent += 1;
 	return XDP_TX;

@@ -166,12 +166,14 @@ impl Generator {
         })?;
         let gen_map =
             Array::try_from(map).map_err(|e| error::map("open map gen of gen.bpf.o", e))?;
-        Ok(Generator {
+        let mut generator = Generator {
             ebpf,
             gen_map,
             template: None,
             frame: Vec::new(),
-        })
+        };
+        generator.set_timestamp_every(1)?;
+        Ok(generator)
     }
 
     fn state(&self) -> Result<GenMap> {
@@ -235,6 +237,20 @@ impl Generator {
     pub fn set_next_seq(&mut self, seq: u64) -> Result<()> {
         let mut state = self.state()?;
         state.next_seq = seq;
+        self.store(state)
+    }
+
+    /// Stamps the send time (`bpf_ktime_get_ns`, CLOCK_MONOTONIC) into one frame in
+    /// `every` (those whose sequence number is a multiple of it); the others carry 0. 1 (the
+    /// default) stamps every frame, 0 none. Reading the clock costs about a tenth of a
+    /// frame's time on this VM, so throughput runs may stamp one frame in 64 or none.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Kernel`] when the map update fails.
+    pub fn set_timestamp_every(&mut self, every: u32) -> Result<()> {
+        let mut state = self.state()?;
+        state.timestamp_every = every;
         self.store(state)
     }
 

@@ -152,7 +152,10 @@ fn generated_frames_are_well_formed() {
     };
     generator.configure(&t).unwrap();
     generator.set_next_seq(0xfffe).unwrap();
-    assert_eq!(a.run(|| generator.run(a0, 8, 8)).unwrap().unwrap(), 8);
+    // Four frames stamped (the default), then four with one stamp in two.
+    assert_eq!(a.run(|| generator.run(a0, 4, 4)).unwrap().unwrap(), 4);
+    generator.set_timestamp_every(2).unwrap();
+    assert_eq!(a.run(|| generator.run(a0, 4, 4)).unwrap().unwrap(), 4);
     assert!(tcpdump.wait().unwrap().success());
     let mut rest = String::new();
     let _ = stderr.read_to_string(&mut rest);
@@ -177,11 +180,15 @@ fn generated_frames_are_well_formed() {
         assert_eq!((udp.destination_port, udp.length, udp.checksum), (9, 94, 0));
         assert_eq!(u64::from_be_bytes(payload[..8].try_into().unwrap()), seq);
         let ts = u64::from_be_bytes(payload[8..16].try_into().unwrap());
-        assert!(
-            ts > 0 && ts >= last_ts,
-            "timestamps move forward: {ts} after {last_ts}"
-        );
-        last_ts = ts;
+        if i < 4 || seq.is_multiple_of(2) {
+            assert!(
+                ts > 0 && ts >= last_ts,
+                "frame {i}: timestamps move forward: {ts} after {last_ts}"
+            );
+            last_ts = ts;
+        } else {
+            assert_eq!(ts, 0, "frame {i} (seq {seq}) is not sampled");
+        }
     }
 }
 
