@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR MIT) */
+/*
+ * Benchmark programs ABI (gen.bpf.c, sink.bpf.c) shared with the Rust wrappers
+ * (src/gen.rs, src/sink.rs, mirrored in src/abi.rs).
+ */
+#ifndef XFWD_BENCH_H
+#define XFWD_BENCH_H
+
+/* Ethernet (14) + IPv4 without options (20) + UDP (8). */
+#define XFWD_GEN_HDR_LEN 42
+/* UDP payload written per frame: sequence number, then the send time (bpf_ktime_get_ns(),
+ * CLOCK_MONOTONIC, or 0 when not sampled), both big-endian. */
+#define XFWD_GEN_PAYLOAD_LEN 16
+/* Shortest frame the generator can build (60 is the Ethernet minimum without FCS). */
+#define XFWD_GEN_MIN_FRAME (XFWD_GEN_HDR_LEN + XFWD_GEN_PAYLOAD_LEN)
+
+/* The only entry of the generator's `gen` ARRAY map, written by userspace before a run. */
+struct xfwd_gen {
+	/* Header template, 8-byte words so the program copies it word by word. Bytes
+	 * 0..42 are used; IPv4 total length, id and checksum and UDP length and source port
+	 * are rewritten per frame. */
+	__u64 hdr[6];
+	/* UDP source port of flow 0; frame n uses src_port + (seq % flows). */
+	__u16 src_port;
+	/* Number of flows, >= 1. */
+	__u16 flows;
+	/* Frames whose seq % timestamp_every == 0 carry bpf_ktime_get_ns(), the others 0;
+	 * 1 stamps every frame, 0 none (reading the clock is ~10% of a frame's cost in a VM). */
+	__u32 timestamp_every;
+	/* Sequence number the next frame carries (the program advances it). */
+	__u64 next_seq;
+	/* Frames the program has handed to XDP_TX (the program advances it). */
+	__u64 sent;
+	/* Frames the program refused (shorter than XFWD_GEN_MIN_FRAME). */
+	__u64 errors;
+};
+
+/* The only entry of the sink's `sink_cfg` ARRAY map. */
+struct xfwd_sink_config {
+	/* Count only IPv4/UDP to this destination port (host byte order); 0 counts every frame.
+	 * Frames not counted are passed to the kernel. */
+	__u16 udp_port;
+	__u16 reserved;
+	/* Action for counted frames: XDP_DROP (fast sink) or XDP_PASS. */
+	__u32 action;
+};
+
+/* Per-CPU value of the sink's `sink_stats` ARRAY map (one entry). */
+struct xfwd_sink_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#endif /* XFWD_BENCH_H */
