@@ -645,7 +645,11 @@ impl KernelState {
     }
 
     fn insert_route(&mut self, route: Route, placement: RoutePlacement) {
-        let aliases = self.routes.entry(RouteKey::of(&route)).or_default();
+        // Nearly every key has one alias: don't let the first push reserve four.
+        let aliases = self
+            .routes
+            .entry(RouteKey::of(&route))
+            .or_insert_with(|| Vec::with_capacity(1));
         if placement == RoutePlacement::Replace {
             match aliases.first_mut() {
                 Some(first) => *first = route,

@@ -1302,21 +1302,23 @@ impl Netlink {
     /// (`ErrorKind::InvalidData`).
     pub fn dump(&mut self) -> io::Result<Vec<KernelEvent>> {
         let mut out = Vec::new();
-        self.dump_each(|ev| out.push(ev))?;
+        for kind in DumpKind::ALL {
+            self.dump_kind(kind, &mut out)?;
+        }
         Ok(out)
     }
 
-    /// [`Netlink::dump`], handing each event to `f` instead of collecting them (one table kind
-    /// is buffered at a time, to retry it whole on `NLM_F_DUMP_INTR`).
+    /// [`Netlink::dump`], handing each event to `f` instead of returning them all (one kind of
+    /// object is buffered at a time, so that it can be retried whole on `NLM_F_DUMP_INTR`).
     ///
     /// # Errors
     ///
     /// As [`Netlink::dump`].
     pub fn dump_each(&mut self, mut f: impl FnMut(KernelEvent)) -> io::Result<()> {
+        let mut buf = Vec::new();
         for kind in DumpKind::ALL {
-            for ev in self.dump_kind(kind)? {
-                f(ev);
-            }
+            self.dump_kind(kind, &mut buf)?;
+            buf.drain(..).for_each(&mut f);
         }
         Ok(())
     }
@@ -1326,21 +1328,24 @@ impl Netlink {
         self.seq
     }
 
-    fn dump_kind(&mut self, kind: DumpKind) -> io::Result<Vec<KernelEvent>> {
+    /// Dumps one kind of object, appending to `out`; on `NLM_F_DUMP_INTR` what this kind added
+    /// is dropped and the dump asked for again.
+    fn dump_kind(&mut self, kind: DumpKind, out: &mut Vec<KernelEvent>) -> io::Result<()> {
+        let start = out.len();
         for _ in 0..DUMP_INTR_RETRIES {
             let seq = self.next_seq();
             let req = kind.request(seq);
             self.requests
                 .send(&req, 0)
                 .map_err(|e| ctx(e, &format!("sending {kind:?} dump request")))?;
-            let mut out = Vec::new();
-            match self.read_reply(seq, &mut out) {
-                Ok(Reply::Done { interrupted: false }) => return Ok(out),
+            match self.read_reply(seq, out) {
+                Ok(Reply::Done { interrupted: false }) => return Ok(()),
                 Ok(Reply::Done { interrupted: true }) => {
                     tracing::debug!(
                         ?kind,
                         "netlink: dump interrupted by concurrent changes, retrying"
                     );
+                    out.truncate(start);
                 }
                 Ok(Reply::Ack) => {
                     return Err(io::Error::other(format!(
@@ -1351,7 +1356,8 @@ impl Netlink {
                     tracing::warn!(
                         "netlink: kernel without nexthop objects (< 5.3): none mirrored"
                     );
-                    return Ok(Vec::new());
+                    out.truncate(start);
+                    return Ok(());
                 }
                 Err(e) => return Err(ctx(e, &format!("{kind:?} dump"))),
             }
@@ -1640,4 +1646,620 @@ fn nlmsg_error(flags: u16, payload: &[u8]) -> io::Result<()> {
         }
     }
     Err(errno)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uapi::*;
+    use super::*;
+    use netlink_packet_core::Emitable;
+    use netlink_packet_route::AddressFamily;
+    use netlink_packet_route::address::{AddressAttribute, AddressHeader, AddressMessage};
+    use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+    use netlink_packet_route::neighbour::{
+        NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState,
+    };
+    use netlink_packet_route::route::{
+        RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteNextHop, RouteNextHopFlags,
+        RouteProtocol, RouteScope, RouteType, RouteVia,
+    };
+    use proptest::prelude::*;
+
+    /// Encodes a message body with `netlink-packet-route`, the independent encoder.
+    fn emit(m: &impl Emitable) -> Vec<u8> {
+        let mut buf = vec![0xa5; m.buffer_len()];
+        m.emit(&mut buf);
+        buf
+    }
+
+    fn nla(kind: u16, value: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&u16::try_from(4 + value.len()).unwrap().to_ne_bytes());
+        v.extend_from_slice(&kind.to_ne_bytes());
+        v.extend_from_slice(value);
+        v.resize((v.len() + 3) & !3, 0);
+        v
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn route_msg(attributes: Vec<RouteAttribute>) -> RouteMessage {
+        let mut m = RouteMessage::default();
+        m.header.address_family = AddressFamily::Inet;
+        m.header.destination_prefix_length = 24;
+        m.header.table = 254;
+        m.header.protocol = RouteProtocol::Static;
+        m.header.scope = RouteScope::Universe;
+        m.header.kind = RouteType::Unicast;
+        m.attributes = attributes;
+        m
+    }
+
+    fn rtnh(
+        flags: RouteNextHopFlags,
+        hops: u8,
+        ifindex: u32,
+        attributes: Vec<RouteAttribute>,
+    ) -> RouteNextHop {
+        let mut nh = RouteNextHop::default();
+        (nh.flags, nh.hops, nh.interface_index, nh.attributes) = (flags, hops, ifindex, attributes);
+        nh
+    }
+
+    fn decode_route_body(body: &[u8], flags: u16) -> KernelEvent {
+        decode_message(RTM_NEWROUTE, flags, body).unwrap().unwrap()
+    }
+
+    #[test]
+    fn single_path_route_with_every_field() {
+        let m = route_msg(vec![
+            RouteAttribute::Destination(RouteAddress::Inet(ip("192.0.2.0"))),
+            RouteAttribute::Gateway(RouteAddress::Inet(ip("10.0.0.2"))),
+            RouteAttribute::Oif(3),
+            RouteAttribute::Priority(20),
+            RouteAttribute::PrefSource(RouteAddress::Inet(ip("10.0.0.1"))),
+            RouteAttribute::Table(1000),
+            RouteAttribute::Metrics(vec![RouteMetric::Mtu(1300), RouteMetric::Advmss(1200)]),
+            RouteAttribute::Mark(7),
+        ]);
+        let KernelEvent::NewRoute(r, placement) = decode_route_body(&emit(&m), NLM_F_REPLACE)
+        else {
+            panic!()
+        };
+        assert_eq!(placement, RoutePlacement::Replace);
+        assert_eq!(
+            r,
+            Route {
+                table: 1000,
+                dst: ip("192.0.2.0"),
+                dst_len: 24,
+                tos: 0,
+                priority: 20,
+                kind: RouteKind::Unicast,
+                protocol: 4,
+                scope: 0,
+                prefsrc: Some(ip("10.0.0.1")),
+                mtu: Some(1300),
+                nexthops: vec![NextHop {
+                    gateway: Some(ip("10.0.0.2")),
+                    gateway6: None,
+                    ifindex: 3,
+                    weight: 1,
+                    onlink: false,
+                    dead: false,
+                    linkdown: false,
+                    encap: None,
+                }],
+                nh_id: None,
+            }
+        );
+    }
+
+    #[test]
+    fn multipath_route_with_flags_weights_and_an_ipv6_via() {
+        let v6: Ipv6Addr = "fe80::1".parse().unwrap();
+        let m = route_msg(vec![
+            RouteAttribute::Destination(RouteAddress::Inet(ip("198.51.100.0"))),
+            RouteAttribute::MultiPath(vec![
+                rtnh(
+                    RouteNextHopFlags::Onlink
+                        | RouteNextHopFlags::Dead
+                        | RouteNextHopFlags::Linkdown,
+                    2,
+                    3,
+                    vec![RouteAttribute::Gateway(RouteAddress::Inet(ip("10.0.0.2")))],
+                ),
+                rtnh(
+                    RouteNextHopFlags::empty(),
+                    0,
+                    4,
+                    vec![RouteAttribute::Via(RouteVia::Inet6(v6))],
+                ),
+                rtnh(
+                    RouteNextHopFlags::empty(),
+                    255,
+                    5,
+                    vec![RouteAttribute::Via(RouteVia::Inet(ip("10.2.0.2")))],
+                ),
+            ]),
+        ]);
+        let KernelEvent::NewRoute(r, placement) = decode_route_body(&emit(&m), 0) else {
+            panic!()
+        };
+        assert_eq!(placement, RoutePlacement::Prepend);
+        let got: Vec<_> = r
+            .nexthops
+            .iter()
+            .map(|n| {
+                (
+                    n.gateway, n.gateway6, n.ifindex, n.weight, n.onlink, n.dead, n.linkdown,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(ip("10.0.0.2")), None, 3, 3, true, true, true),
+                (None, Some(v6), 4, 1, false, false, false),
+                (Some(ip("10.2.0.2")), None, 5, 256, false, false, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn route_through_an_object_drops_the_compat_expansion() {
+        let m = route_msg(vec![
+            RouteAttribute::NhId(10),
+            RouteAttribute::Gateway(RouteAddress::Inet(ip("10.0.0.2"))),
+            RouteAttribute::Oif(3),
+        ]);
+        let KernelEvent::NewRoute(r, _) = decode_route_body(&emit(&m), NLM_F_MULTI) else {
+            panic!()
+        };
+        assert_eq!(
+            (r.nh_id, r.nexthops.len(), r.dst),
+            (Some(10), 0, Ipv4Addr::UNSPECIFIED)
+        );
+    }
+
+    #[test]
+    fn single_path_flags_come_from_rtm_flags_and_error_routes_have_no_path() {
+        let mut m = route_msg(vec![RouteAttribute::Oif(2)]);
+        let mut body = emit(&m);
+        body[8] = RTNH_F_DEAD | RTNH_F_LINKDOWN | RTNH_F_ONLINK;
+        let KernelEvent::NewRoute(r, _) = decode_route_body(&body, 0) else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                r.nexthops[0].dead,
+                r.nexthops[0].linkdown,
+                r.nexthops[0].onlink
+            ),
+            (true, true, true)
+        );
+        m.header.kind = RouteType::Unreachable;
+        m.attributes.clear();
+        let KernelEvent::NewRoute(r, _) = decode_route_body(&emit(&m), 0) else {
+            panic!()
+        };
+        assert_eq!((r.kind, r.nexthops.len()), (RouteKind::Unreachable, 0));
+        assert_eq!(RouteKind::from_rtm_type(11), RouteKind::Other(11));
+        for t in 0..=255u8 {
+            assert_eq!(RouteKind::from_rtm_type(t).rtm_type(), t);
+        }
+    }
+
+    #[test]
+    fn other_families_and_cloned_routes_are_ignored() {
+        let mut m = route_msg(vec![]);
+        m.header.address_family = AddressFamily::Inet6;
+        assert_eq!(decode_message(RTM_NEWROUTE, 0, &emit(&m)), Ok(None));
+        let mut body = emit(&route_msg(vec![]));
+        body[9] |= 0x02; // RTM_F_CLONED (0x200) in the second byte of rtm_flags
+        assert_eq!(decode_message(RTM_NEWROUTE, 0, &body), Ok(None));
+        let mut link = LinkMessage::default();
+        link.header.interface_family = AddressFamily::Bridge;
+        link.header.index = 4;
+        assert_eq!(
+            decode_message(RTM_DELLINK, 0, &emit(&link)),
+            Ok(None),
+            "AF_BRIDGE DELLINK is not a deletion"
+        );
+        assert_eq!(decode_message(RTM_NEWNEIGH + 200, 0, &[]), Ok(None));
+    }
+
+    #[test]
+    fn link_fields() {
+        let mut m = LinkMessage::default();
+        m.header.index = 7;
+        m.header.flags =
+            LinkFlags::Up | LinkFlags::Running | LinkFlags::LowerUp | LinkFlags::Broadcast;
+        m.attributes = vec![
+            LinkAttribute::IfName("eth0".into()),
+            LinkAttribute::Address(vec![2, 0, 0, 0, 0, 7]),
+            LinkAttribute::Mtu(9000),
+            LinkAttribute::Controller(3),
+            LinkAttribute::TxQueueLen(1000),
+            LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Veth)]),
+        ];
+        let ev = decode_message(RTM_NEWLINK, 0, &emit(&m)).unwrap().unwrap();
+        let KernelEvent::NewLink(l) = ev else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                l.ifindex,
+                l.name.as_str(),
+                l.mac,
+                l.mtu,
+                l.admin_up,
+                l.oper_up,
+                l.kind.as_deref(),
+                l.master
+            ),
+            (
+                7,
+                "eth0",
+                Some([2, 0, 0, 0, 0, 7]),
+                9000,
+                true,
+                true,
+                Some("veth"),
+                Some(3)
+            )
+        );
+        m.header.flags = LinkFlags::Running; // not IFF_UP: never oper up
+        m.attributes = vec![LinkAttribute::Address(vec![10, 0, 0, 1])];
+        let KernelEvent::NewLink(l) = decode_message(RTM_NEWLINK, 0, &emit(&m)).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((l.admin_up, l.oper_up, l.mac), (false, false, None));
+        assert_eq!(
+            decode_message(RTM_DELLINK, 0, &emit(&m)),
+            Ok(Some(KernelEvent::DelLink(7)))
+        );
+    }
+
+    #[test]
+    fn addresses_with_peer_and_broadcast() {
+        let mut m = AddressMessage::default();
+        m.header = AddressHeader {
+            family: AddressFamily::Inet,
+            prefix_len: 30,
+            index: 5,
+            ..AddressHeader::default()
+        };
+        m.attributes = vec![
+            AddressAttribute::Address(IpAddr::V4(ip("10.9.0.2"))),
+            AddressAttribute::Local(IpAddr::V4(ip("10.9.0.1"))),
+            AddressAttribute::Broadcast(ip("10.9.0.3")),
+            AddressAttribute::Label("eth5".into()),
+        ];
+        let KernelEvent::NewAddr(a) = decode_message(RTM_NEWADDR, 0, &emit(&m)).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (a.ifindex, a.local, a.prefix_len, a.peer, a.broadcast),
+            (
+                5,
+                ip("10.9.0.1"),
+                30,
+                Some(ip("10.9.0.2")),
+                Some(ip("10.9.0.3"))
+            )
+        );
+        // Without IFA_LOCAL the address is IFA_ADDRESS and there is no peer.
+        m.attributes = vec![AddressAttribute::Address(IpAddr::V4(ip("10.9.0.1")))];
+        let KernelEvent::DelAddr(a) = decode_message(RTM_DELADDR, 0, &emit(&m)).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((a.local, a.peer), (ip("10.9.0.1"), None));
+        m.attributes.clear();
+        assert!(
+            decode_message(RTM_NEWADDR, 0, &emit(&m)).is_err(),
+            "an address needs an address"
+        );
+    }
+
+    #[test]
+    fn neighbours() {
+        let mut m = NeighbourMessage::default();
+        m.header.family = AddressFamily::Inet;
+        m.header.ifindex = 3;
+        m.header.state = NeighbourState::Reachable;
+        m.attributes = vec![
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip("10.0.0.2"))),
+            NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 0, 2]),
+            NeighbourAttribute::ExtFlags(NeighbourExtFlags::Managed),
+            NeighbourAttribute::Probes(3),
+        ];
+        let KernelEvent::NewNeigh(n) = decode_message(RTM_NEWNEIGH, 0, &emit(&m)).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            n,
+            Neigh {
+                ifindex: 3,
+                ip: ip("10.0.0.2"),
+                mac: Some([2, 0, 0, 0, 0, 2]),
+                state: NudState::REACHABLE,
+                flags: 0,
+                ext_flags: NTF_EXT_MANAGED,
+            }
+        );
+        m.header.family = AddressFamily::Bridge; // FDB entries ride the same group
+        assert_eq!(decode_message(RTM_NEWNEIGH, 0, &emit(&m)), Ok(None));
+    }
+
+    fn nhmsg(family: u8, attrs: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = vec![family, 253, 3, 0, 0, 0, 0, 0];
+        for a in attrs {
+            v.extend_from_slice(a);
+        }
+        v
+    }
+
+    #[test]
+    fn nexthop_objects() {
+        let single = nhmsg(
+            AF_INET,
+            &[
+                nla(NHA_ID, &7u32.to_ne_bytes()),
+                nla(NHA_GATEWAY, &[10, 0, 0, 2]),
+                nla(NHA_OIF, &3u32.to_ne_bytes()),
+            ],
+        );
+        let KernelEvent::NewNexthop(n) =
+            decode_message(RTM_NEWNEXTHOP, 0, &single).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (n.id, n.gateway, n.ifindex, n.blackhole, n.is_group()),
+            (7, Some(ip("10.0.0.2").into()), 3, false, false)
+        );
+
+        let v6 = nhmsg(
+            AF_INET6,
+            &[
+                nla(NHA_ID, &8u32.to_ne_bytes()),
+                nla(
+                    NHA_GATEWAY,
+                    &"fe80::2".parse::<Ipv6Addr>().unwrap().octets(),
+                ),
+            ],
+        );
+        let KernelEvent::NewNexthop(n) = decode_message(RTM_NEWNEXTHOP, 0, &v6).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(n.gateway, Some("fe80::2".parse::<IpAddr>().unwrap()));
+
+        // Members 7 (weight 1: wire 0) and 8 (weight 300: wire 299 = 0x012b, weight_high 1).
+        let mut grp = Vec::new();
+        grp.extend_from_slice(&7u32.to_ne_bytes());
+        grp.extend_from_slice(&[0, 0, 0, 0]);
+        grp.extend_from_slice(&8u32.to_ne_bytes());
+        grp.extend_from_slice(&[0x2b, 0x01, 0, 0]);
+        let group = nhmsg(
+            AF_UNSPEC,
+            &[
+                nla(NHA_ID, &10u32.to_ne_bytes()),
+                nla(NHA_GROUP_TYPE, &1u16.to_ne_bytes()),
+                nla(NHA_GROUP, &grp),
+            ],
+        );
+        let KernelEvent::NewNexthop(n) =
+            decode_message(RTM_NEWNEXTHOP, 0, &group).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (n.group.as_slice(), n.resilient),
+            (&[(7, 1), (8, 300)][..], true)
+        );
+
+        let bh = nhmsg(
+            AF_INET,
+            &[nla(NHA_ID, &3u32.to_ne_bytes()), nla(NHA_BLACKHOLE, &[])],
+        );
+        let KernelEvent::NewNexthop(n) = decode_message(RTM_NEWNEXTHOP, 0, &bh).unwrap().unwrap()
+        else {
+            panic!()
+        };
+        assert!(n.blackhole);
+        assert_eq!(
+            decode_message(RTM_DELNEXTHOP, 0, &bh),
+            Ok(Some(KernelEvent::DelNexthop(3)))
+        );
+
+        assert!(
+            decode_message(
+                RTM_NEWNEXTHOP,
+                0,
+                &nhmsg(
+                    AF_INET,
+                    &[nla(NHA_GROUP, &[0; 12]), nla(NHA_ID, &[1, 0, 0, 0])]
+                )
+            )
+            .is_err()
+        );
+        assert!(
+            decode_message(RTM_NEWNEXTHOP, 0, &nhmsg(AF_INET, &[])).is_err(),
+            "no NHA_ID"
+        );
+        let mut too_heavy = 9u32.to_ne_bytes().to_vec();
+        too_heavy.extend_from_slice(&[0xff, 0xff, 0, 0]);
+        let e = decode_message(
+            RTM_NEWNEXTHOP,
+            0,
+            &nhmsg(
+                AF_UNSPEC,
+                &[nla(NHA_ID, &[1, 0, 0, 0]), nla(NHA_GROUP, &too_heavy)],
+            ),
+        );
+        assert!(e.is_err(), "weight 65536 does not exist");
+    }
+
+    #[test]
+    fn malformed_messages_are_errors_not_panics() {
+        for t in [
+            RTM_NEWLINK,
+            RTM_NEWADDR,
+            RTM_DELROUTE,
+            RTM_NEWNEIGH,
+            RTM_NEWNEXTHOP,
+        ] {
+            for len in 0..4 {
+                let e = decode_message(t, 0, &vec![AF_INET; len]).unwrap_err();
+                assert_eq!(e.msg_type, t);
+                assert!(e.to_string().contains("header"), "{e}");
+            }
+        }
+        let good = emit(&route_msg(vec![RouteAttribute::Destination(
+            RouteAddress::Inet(ip("192.0.2.0")),
+        )]));
+        // RTA_DST of 3 bytes.
+        let mut bad = good[..RTM_HDRLEN].to_vec();
+        bad.extend_from_slice(&nla(RTA_DST, &[192, 0, 2]));
+        assert!(
+            decode_message(RTM_NEWROUTE, 0, &bad)
+                .unwrap_err()
+                .reason
+                .contains("RTA_DST")
+        );
+        // nla_len larger than the message.
+        let mut bad = good.clone();
+        bad[RTM_HDRLEN] = 200;
+        assert!(decode_message(RTM_NEWROUTE, 0, &bad).is_err());
+        // nla_len below the attribute header.
+        let mut bad = good.clone();
+        bad[RTM_HDRLEN] = 2;
+        assert!(decode_message(RTM_NEWROUTE, 0, &bad).is_err());
+        // rtm_dst_len 40.
+        let mut bad = good.clone();
+        bad[1] = 40;
+        assert!(decode_message(RTM_NEWROUTE, 0, &bad).is_err());
+        // rtnh_len pointing past the end, and below the rtnexthop header.
+        for rtnh_len in [64u16, 4] {
+            let mut mp = rtnh_len.to_ne_bytes().to_vec();
+            mp.extend_from_slice(&[0, 0, 3, 0, 0, 0]);
+            let mut bad = good[..RTM_HDRLEN].to_vec();
+            bad.extend_from_slice(&nla(RTA_MULTIPATH, &mp));
+            assert!(
+                decode_message(RTM_NEWROUTE, 0, &bad).is_err(),
+                "rtnh_len {rtnh_len}"
+            );
+        }
+        // RTA_VIA of an unknown family.
+        let mut bad = good[..RTM_HDRLEN].to_vec();
+        bad.extend_from_slice(&nla(RTA_VIA, &[7, 0, 1, 2, 3, 4]));
+        assert!(decode_message(RTM_NEWROUTE, 0, &bad).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            t in prop::sample::select(vec![RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE,
+                RTM_DELROUTE, RTM_NEWNEIGH, RTM_DELNEIGH, RTM_NEWNEXTHOP, RTM_DELNEXTHOP, 0, 99]),
+            flags in any::<u16>(),
+            payload in prop::collection::vec(any::<u8>(), 0..256),
+        ) {
+            let _ = decode_message(t, flags, &payload);
+        }
+
+        #[test]
+        fn decoding_mutated_routes_never_panics(at in 0usize..200, byte in any::<u8>(), cut in 0usize..200) {
+            let m = route_msg(vec![
+                RouteAttribute::Destination(RouteAddress::Inet(ip("192.0.2.0"))),
+                RouteAttribute::MultiPath(vec![rtnh(RouteNextHopFlags::empty(), 1, 3, vec![RouteAttribute::Gateway(RouteAddress::Inet(ip("10.0.0.2")))])]),
+                RouteAttribute::Metrics(vec![RouteMetric::Mtu(1400)]),
+            ]);
+            let mut body = emit(&m);
+            if at < body.len() {
+                body[at] = byte;
+            }
+            body.truncate(cut.max(1));
+            let _ = decode_message(RTM_NEWROUTE, 0, &body);
+        }
+    }
+
+    #[test]
+    fn dump_requests_are_well_formed() {
+        let req = DumpKind::Routes.request(42);
+        let b = NetlinkBuffer::new_checked(&req[..]).unwrap();
+        assert_eq!(
+            (
+                b.length() as usize,
+                b.message_type(),
+                b.flags(),
+                b.sequence_number()
+            ),
+            (req.len(), RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 42)
+        );
+        assert_eq!(
+            &b.payload()[..RTM_HDRLEN],
+            &[AF_INET, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+        );
+        let req = DumpKind::Links.request(1);
+        let b = NetlinkBuffer::new_checked(&req[..]).unwrap();
+        let ext: Vec<_> = attrs(&b.payload()[IFINFO_HDRLEN..])
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            ext,
+            [(IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes()[..])]
+        );
+        for kind in DumpKind::ALL {
+            let req = kind.request(7);
+            assert_eq!(req.len() % 4, 0);
+            assert!(NetlinkBuffer::new_checked(&req[..]).is_ok());
+        }
+    }
+
+    #[test]
+    fn nlmsgerr_ack_errno_and_extended_message() {
+        assert!(nlmsg_error(0, &[0; 20]).is_ok());
+        let mut p = (-19i32).to_ne_bytes().to_vec();
+        p.extend_from_slice(&[0; NLMSG_HDRLEN]);
+        let e = nlmsg_error(NLM_F_CAPPED, &p).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(19));
+        p.extend_from_slice(&nla(NLMSGERR_ATTR_MSG, b"Nexthop device is not up\0"));
+        let e = nlmsg_error(NLM_F_CAPPED | NLM_F_ACK_TLVS, &p).unwrap_err();
+        assert!(e.to_string().contains("Nexthop device is not up"), "{e}");
+        assert!(nlmsg_error(0, &[1, 2]).is_err());
+    }
+
+    #[test]
+    fn nud_states() {
+        for s in [
+            NudState::REACHABLE,
+            NudState::STALE,
+            NudState::DELAY,
+            NudState::PROBE,
+            NudState::PERMANENT,
+            NudState::NOARP,
+        ] {
+            assert!(s.is_valid() && !s.is_failed(), "{s:?}");
+        }
+        for s in [NudState::NONE, NudState::INCOMPLETE, NudState::FAILED] {
+            assert!(!s.is_valid(), "{s:?}");
+        }
+        assert!(NudState::FAILED.is_failed());
+        assert_eq!(
+            format!("{:?}", NudState::from_bits(0x82)),
+            "REACHABLE|PERMANENT"
+        );
+        assert_eq!(format!("{:?}", NudState::NONE), "NONE");
+        assert!(
+            NudState::NONE.contains(NudState::NONE) && !NudState::STALE.contains(NudState::NONE)
+        );
+    }
 }
