@@ -554,3 +554,47 @@ fn overrun_is_reported_and_a_resync_gives_the_kernel_state() {
             == 1
     );
 }
+
+#[test]
+fn events_queued_before_the_dump_replay_onto_it() {
+    xfwd_testbed::require_privileges!();
+    let ns = NetNs::new("nlr").unwrap();
+    two_links(&ns);
+    sh(
+        &ns,
+        "ip route add 2.0.0.0/8 nexthop via 10.0.0.2 nexthop via 10.1.0.2",
+    );
+    sh(&ns, "ip route add 3.0.0.0/8 via 10.0.0.2");
+    sh(&ns, "ip nexthop add id 1 via 10.0.0.2 dev d0");
+    sh(&ns, "ip route add 4.0.0.0/8 nhid 1");
+    // Subscribed from here on: everything below is queued, then the dump is taken after all of
+    // it, and the queued events are replayed over the dump. The result must still be exact.
+    let mut nl = open(&ns);
+    for cmd in [
+        "ip route add 1.0.0.0/8 via 10.0.0.2",
+        "ip link set d0 down",
+        "ip link set d0 up",
+        "ip route add 5.0.0.0/8 via 10.0.0.2",
+        "ip nexthop add id 1 via 10.0.0.3 dev d0",
+        "ip route add 4.0.0.0/8 nhid 1",
+        "ip addr del 10.1.0.1/24 dev d1",
+        "ip addr add 10.1.0.1/24 dev d1",
+        "ip route add 6.0.0.0/8 via 10.1.0.2",
+        "ip neigh add 10.0.0.9 lladdr 02:00:00:00:00:09 dev d0 nud permanent",
+        "ip link add d2 type veth peer name d2p",
+        "ip link set d2 up",
+        "ip link del d2",
+        "ip route replace 2.0.0.0/8 via 10.1.0.3",
+    ] {
+        sh(&ns, cmd);
+    }
+    let mut state = KernelState::from_dump(nl.dump().unwrap());
+    let snapshot = state.clone();
+    let change = follow(&mut nl, &mut state);
+    assert!(!change.is_empty(), "the queued events were replayed");
+    assert_eq!(
+        state, snapshot,
+        "replaying history over a later snapshot lands on the snapshot"
+    );
+    assert_eq!(state, fresh_dump(&ns));
+}

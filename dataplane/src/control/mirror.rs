@@ -6,6 +6,39 @@
 //! with a list of aliases per key in the kernel's order, so `ip route add/append/prepend/
 //! replace/del` have the same effect here as there.
 //!
+//! # Use
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use xfwd::control::mirror::{Change, KernelState};
+//! use xfwd::control::netlink::Netlink;
+//!
+//! # fn rebuild(_: &KernelState, _: Change) {}
+//! # fn main() -> std::io::Result<()> {
+//! // Subscribe first, then dump: what changes during the dump is queued on the event socket
+//! // and applied afterwards, which converges (see below).
+//! let mut nl = Netlink::open()?;
+//! let mut state = KernelState::from_dump(nl.dump()?);
+//! rebuild(&state, Change::ALL);
+//! let mut events = Vec::new();
+//! loop {
+//!     nl.recv(&mut events, Duration::from_millis(100))?;
+//!     let mut change = Change::NONE;
+//!     for ev in events.drain(..) {
+//!         change |= state.apply(ev);
+//!     }
+//!     if change.contains(Change::RESYNC) {
+//!         // Notifications were lost: the dump is the truth again. Keep the flags of the
+//!         // events applied before, their tables were not rebuilt yet.
+//!         change |= state.replace_all(nl.dump()?);
+//!     }
+//!     if !change.is_empty() {
+//!         rebuild(&state, change);
+//!     }
+//! }
+//! # }
+//! ```
+//!
 //! # What the kernel changes without telling
 //!
 //! Several kernel changes send no notification; the mirror re-does them from the events that
@@ -273,7 +306,9 @@ impl KernelState {
                 KernelEvent::NewAddr(a) => {
                     next.addrs.insert(AddrKey::of(&a), a);
                 }
-                KernelEvent::NewRoute(r, _) => next.insert_route(r, RoutePlacement::Append),
+                KernelEvent::NewRoute(r, _) => {
+                    next.insert_route(r, RoutePlacement::Append);
+                }
                 KernelEvent::NewNexthop(n) => {
                     next.nexthops.insert(n.id, n);
                 }
@@ -345,14 +380,11 @@ impl KernelState {
             KernelEvent::NewAddr(addr) => self.new_addr(addr),
             KernelEvent::DelAddr(addr) => self.del_addr(&addr),
             KernelEvent::NewRoute(route, placement) => {
-                let before = self.routes.get(&RouteKey::of(&route)).cloned();
                 let route = self.normalize(route);
-                let key = RouteKey::of(&route);
-                self.insert_route(route, placement);
-                if self.routes.get(&key) == before.as_ref() {
-                    Change::NONE
-                } else {
+                if self.insert_route(route, placement) {
                     Change::ROUTES
+                } else {
+                    Change::NONE
                 }
             }
             KernelEvent::DelRoute(route) => {
@@ -644,27 +676,35 @@ impl KernelState {
         route
     }
 
-    fn insert_route(&mut self, route: Route, placement: RoutePlacement) {
+    /// Inserts per `placement`; returns whether the aliases changed.
+    fn insert_route(&mut self, route: Route, placement: RoutePlacement) -> bool {
         // Nearly every key has one alias: don't let the first push reserve four.
         let aliases = self
             .routes
             .entry(RouteKey::of(&route))
             .or_insert_with(|| Vec::with_capacity(1));
         if placement == RoutePlacement::Replace {
-            match aliases.first_mut() {
-                Some(first) => *first = route,
-                None => aliases.push(route),
-            }
-            return;
+            return match aliases.first_mut() {
+                Some(first) if *first == route => false,
+                Some(first) => {
+                    *first = route;
+                    true
+                }
+                None => {
+                    aliases.push(route);
+                    true
+                }
+            };
         }
         // The kernel refuses an exact duplicate (EEXIST), so one here is a replayed event.
         if aliases.iter().any(|a| same_alias(a, &route)) {
-            return;
+            return false;
         }
         match placement {
             RoutePlacement::Prepend => aliases.insert(0, route),
             _ => aliases.push(route),
         }
+        true
     }
 
     fn remove_route(&mut self, route: &Route) -> bool {
@@ -830,8 +870,10 @@ impl KernelState {
     /// (`neigh_carrier_down`).
     fn neigh_flush_dev(&mut self, ifindex: u32, all: bool) -> Change {
         let before = self.neighs.len();
-        self.neighs
-            .retain(|&(i, _), n| i != ifindex || !(all || !n.state.contains(NudState::PERMANENT)));
+        self.neighs.retain(|&(i, _), n| {
+            let keep_permanent = !all && n.state.contains(NudState::PERMANENT);
+            i != ifindex || keep_permanent
+        });
         if self.neighs.len() != before {
             Change::NEIGHS
         } else {

@@ -47,8 +47,10 @@
 //!   aliases of the same key (`NLM_F_REPLACE` / `NLM_F_APPEND` / neither: prepend; see
 //!   `fib_table_insert`); [`RoutePlacement`] carries it.
 //! - `RTM_NEWNEIGH` with `NTF_USE` makes the kernel run `neigh_event_send` on the entry
-//!   (creating it with `NLM_F_CREATE`): an ARP request goes out and the usual `NUD_INCOMPLETE`
-//!   → `NUD_REACHABLE` / `NUD_FAILED` notifications follow. See [`Netlink::resolve_neigh`].
+//!   (creating it with `NLM_F_CREATE`): ARP requests go out and the outcome is notified
+//!   (`NUD_REACHABLE`, or `NUD_FAILED` after `mcast_solicit` × `retrans_time`, 3 s by default).
+//!   The transitions into `NUD_INCOMPLETE` and `NUD_DELAY` are *not* notified. See
+//!   [`Netlink::resolve_neigh`].
 //! - A multicast listener that falls behind gets `ENOBUFS` from `recvmsg` once, and the lost
 //!   notifications are gone: [`KernelEvent::Overrun`].
 
@@ -181,8 +183,8 @@ pub struct Link {
     pub ifindex: u32,
     /// `IFLA_IFNAME` (non-UTF-8 bytes, which Linux allows, are replaced by U+FFFD).
     pub name: String,
-    /// `IFLA_ADDRESS` when it is a 6-byte Ethernet address; `None` for links without one
-    /// (loopback reports zeros, tunnels report 4 or 16 bytes: those are `None`).
+    /// `IFLA_ADDRESS` when it is 6 bytes (Ethernet; loopback reports six zero bytes); `None`
+    /// when absent or of another length (IP tunnels report 4 or 16 bytes).
     pub mac: Option<[u8; 6]>,
     /// `IFLA_MTU`.
     pub mtu: u32,
@@ -1530,15 +1532,22 @@ impl Netlink {
     /// collection).
     ///
     /// The kernel creates the entry if needed (`NLM_F_CREATE`) and runs `neigh_event_send` on
-    /// it (`neigh_add` in `net/core/neighbour.c`): an entry without a usable address goes
-    /// `INCOMPLETE` and ARP requests go out (`mcast_solicit`, default 3, one per
-    /// `retrans_time`, default 1 s); the outcome arrives on the event socket as a `NewNeigh`
-    /// in `REACHABLE` or `FAILED`. On an entry already `STALE` it starts the `DELAY`/`PROBE`
-    /// reconfirmation.
+    /// it (`neigh_add` in `net/core/neighbour.c`). Measured on 6.18 over veth:
     ///
-    /// Since kernel 5.16 `NTF_USE` also clears `NUD_PERMANENT` of an existing entry
-    /// (`__neigh_update` with `NEIGH_UPDATE_F_USE`), so only ask for next hops whose entry is
-    /// missing or not valid ([`NudState::is_valid`]).
+    /// - no entry, or `FAILED`: the entry goes `INCOMPLETE` (not notified) and ARP requests go
+    ///   out, `mcast_solicit` (3) of them one `retrans_time` (1 s) apart; the answer arrives as
+    ///   a `NewNeigh` in `REACHABLE` with the MAC (~70 µs after the request on veth), silence
+    ///   as a `NewNeigh` in `FAILED` after ~3.06 s. Asking again from `FAILED` starts over.
+    /// - `STALE`: the entry goes `DELAY` (not notified), then `PROBE` after
+    ///   `delay_first_probe_time` (5 s, notified), unicast probes to the cached MAC, and
+    ///   `REACHABLE` or `FAILED` (after 3 more seconds).
+    ///
+    /// Never ask for a `PERMANENT` or `NOARP` entry: `NTF_USE` drops the permanent state and
+    /// the MAC (measured: a permanent entry went `INCOMPLETE`, then `FAILED`). On a `STALE`
+    /// entry it does what a packet sent through it does in Linux (`neigh_resolve_output`): since
+    /// the packets xfwd forwards bypass the kernel, the kernel never sees a stale next hop in
+    /// use, so asking here for `STALE` next hops that carry traffic is how they get reconfirmed
+    /// instead of garbage-collected.
     ///
     /// # Errors
     ///
