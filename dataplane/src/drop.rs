@@ -109,11 +109,7 @@ mod tests {
     fn names_are_unique_snake_case() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         for n in &names {
-            assert!(
-                n.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{n}"
-            );
+            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'), "{n}");
         }
         names.sort_unstable();
         names.dedup();

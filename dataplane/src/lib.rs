@@ -9,22 +9,22 @@
 
 #![deny(unsafe_code)]
 
-/// The kernel mirror over netlink, the control socket and the runtime that ties them together.
-pub mod control;
-/// Every reason a packet is dropped, with a counter each.
-pub mod drop;
+/// Typed zero-copy views over Ethernet, IPv4 and ICMPv4, and the Internet checksum. No I/O.
+pub mod wire;
+/// AF_XDP: the `if_xdp.h` uAPI mirror, UMEM, ring cursors and sockets. All of the crate's `unsafe`.
+pub mod xsk;
+/// Pipeline stages, named after the Linux path: `eth_input`, `ip4_input`, `ip4_lookup`,
+/// `ip4_forward`, `ip4_rewrite`.
+pub mod node;
 /// Routing: the control-plane RIB, the lookup structure and the adjacency table.
 pub mod fib;
 /// Neighbour resolution: the bounded queue of packets waiting for a next hop's MAC.
 pub mod neigh;
-/// Pipeline stages, named after the Linux path: `eth_input`, `ip4_input`, `ip4_lookup`,
-/// `ip4_forward`, `ip4_rewrite`.
-pub mod node;
+/// Every reason a packet is dropped, with a counter each.
+pub mod drop;
 /// Per-worker counters, written by one worker and summed on read.
 pub mod stats;
-/// Typed zero-copy views over Ethernet, IPv4 and ICMPv4, and the Internet checksum. No I/O.
-pub mod wire;
 /// The per-core run-to-completion loop.
 pub mod worker;
-/// AF_XDP: the `if_xdp.h` uAPI mirror, UMEM, ring cursors and sockets. All of the crate's `unsafe`.
-pub mod xsk;
+/// The kernel mirror over netlink, the control socket and the runtime that ties them together.
+pub mod control;

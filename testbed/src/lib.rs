@@ -60,11 +60,7 @@ fn missing_privileges() -> Vec<String> {
                 .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
         })
         .unwrap_or(0);
-    for (bit, name) in [
-        (12, "CAP_NET_ADMIN"),
-        (13, "CAP_NET_RAW"),
-        (14, "CAP_IPC_LOCK"),
-    ] {
+    for (bit, name) in [(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW"), (14, "CAP_IPC_LOCK")] {
         if caps & (1 << bit) == 0 {
             missing.push(format!("missing {name}"));
         }
