@@ -2,31 +2,34 @@
 //! crate's `unsafe` code; everything it exports is safe to use.
 //!
 //! Follows the kernel's AF_XDP interface: `Documentation/networking/af_xdp.rst`,
-//! `include/uapi/linux/if_xdp.h` ([`sys`]) and `net/xdp/xsk.c`, `xsk_queue.h`, `xdp_umem.c`,
-//! `xsk_buff_pool.c` (Linux 6.18).
+//! `include/uapi/linux/if_xdp.h` ([`sys`](crate::xsk::sys)) and `net/xdp/xsk.c`,
+//! `xsk_queue.h`, `xdp_umem.c`, `xsk_buff_pool.c` (Linux 6.18). Minimum kernel: 5.10.
 //!
 //! ```text
-//!  worker (one core)                                                  kernel
-//!  ┌──────────────────────────────────────────────┐
-//!  │ Umem: frame_count chunks, one Frame token     │   registered by the first bind,
-//!  │ per chunk (move-only, branded with the UMEM)  │   shared by the others (XDP_SHARED_UMEM)
-//!  │                                               │
-//!  │  free: Vec<Frame> ──fill()──► FILL ring ──────┼──► driver / copy path writes packets
-//!  │  rx batch ◄────────recv()──── RX ring ◄───────┼─── into filled chunks
-//!  │  tx batch ─────────send()───► TX ring ────────┼──► sendto() kick: transmit
-//!  │  free ◄────────complete()──── COMP ring ◄─────┼─── transmitted chunks come back
-//!  │                                               │
-//!  │ XskSocket eth0 q0 ─┐  each socket: own fill/rx/tx/comp rings, one (ifindex, queue)
-//!  │ XskSocket eth1 q0 ─┴─ same Umem: a frame received on eth0 is sent on eth1 untouched
-//!  └──────────────────────────────────────────────┘
+//!  worker (one core)                                                 kernel
+//!  ┌────────────────────────────────────────────────┐
+//!  │ Umem: frame_count chunks, one Frame token per  │  registered by the first bind,
+//!  │ chunk (move-only, branded with the UMEM's id)  │  shared by the others (XDP_SHARED_UMEM)
+//!  │                                                │
+//!  │  free: Vec<Frame> ──fill()──────► FILL ring ───┼──► copy path / driver writes packets
+//!  │  rx batch ◄───────recv()───────── RX ring ◄────┼─── into the filled chunks
+//!  │  tx batch ────────send()────────► TX ring ─────┼──► sendto() kick: transmit
+//!  │  free ◄───────────complete()───── COMP ring ◄──┼─── transmitted chunks come back
+//!  │                                                │
+//!  │ XskSocket eth0 q0 ─┐ each: own fill/rx/tx/comp rings on one (ifindex, queue)
+//!  │ XskSocket eth1 q0 ─┴ same Umem: a frame received on eth0 leaves on eth1 uncopied
+//!  └────────────────────────────────────────────────┘
 //! ```
 //!
-//! - [`Umem`] / [`Frame`]: the packet memory and the token that owns one chunk of it
-//!   (`data`/`data_mut` give its bytes; the soundness argument is in `umem.rs`).
-//! - [`XskSocket`]: one bound socket; batch ops move tokens without syscalls, `kick_tx` /
-//!   `wake_rx` / `poll_rx` are the syscalls, `statistics` the kernel's counters.
-//! - [`XskRings`]: the four rings of a socket without its fd, and [`sim`]: a simulated kernel on
-//!   the other side of them, for tests without a kernel.
+//! - [`Umem`](crate::xsk::Umem) / [`Frame`](crate::xsk::Frame): the packet memory and the token
+//!   that owns one chunk of it (`data`/`data_mut` give its bytes; the soundness argument is in
+//!   `umem.rs`).
+//! - [`XskSocket`](crate::xsk::XskSocket): one bound socket; batch ops move tokens without
+//!   syscalls, `kick_tx` / `wake_rx` / `poll_rx` are the syscalls, `statistics` the kernel's
+//!   counters.
+//! - [`XskRings`](crate::xsk::XskRings): the four rings of a socket without its fd, and
+//!   [`sim`](crate::xsk::sim): a simulated kernel on the other side of them, for tests without a
+//!   kernel.
 //! - Memory ordering and the need_wakeup race are documented in `ring.rs`.
 
 #![allow(

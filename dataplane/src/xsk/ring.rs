@@ -136,7 +136,7 @@ fn ptrs_in_mmap<D>(mem: &Mmap, off: &XdpRingOffset, size: u32) -> io::Result<Rin
         )
     };
     let word = |o: u64, what: &str| -> io::Result<NonNull<AtomicU32>> {
-        if o.checked_add(4).is_none_or(|end| end > len) || o % 4 != 0 {
+        if o.checked_add(4).is_none_or(|end| end > len) || !o.is_multiple_of(4) {
             return Err(bad(what));
         }
         // SAFETY: `o + 4 <= len`, so the pointer stays inside the mapping; it is 4-aligned because
@@ -149,7 +149,7 @@ fn ptrs_in_mmap<D>(mem: &Mmap, off: &XdpRingOffset, size: u32) -> io::Result<Rin
     let flags = word(off.flags, "the flags")?;
     let array_len = u64::from(size) * size_of::<D>() as u64;
     if off.desc.checked_add(array_len).is_none_or(|end| end > len)
-        || off.desc % align_of::<D>() as u64 != 0
+        || !off.desc.is_multiple_of(align_of::<D>() as u64)
     {
         return Err(bad("the descriptor array"));
     }

@@ -255,7 +255,7 @@ impl XskSocket {
         if off_len < size_of::<XdpMmapOffsets>() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
-                "the kernel returned ring offsets without ring flags (Linux < 5.4 is not supported)",
+                "the kernel gave ring offsets without ring flags (Linux < 5.4 is not supported)",
             ));
         }
         let map = |pgoff, len, what: &str| {

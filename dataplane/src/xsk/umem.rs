@@ -176,8 +176,8 @@ impl std::error::Error for FrameBoundsError {}
 ///
 /// The packet is the window `[offset, offset + len)` of the chunk; its descriptor address is
 /// `chunk base + offset`. The window can grow or shrink at both ends within the chunk, like an
-/// `sk_buff`'s data within its buffer: [`push_head`](Self::push_head) / [`pull_head`](Self::pull_head)
-/// (`skb_push` / `skb_pull`) and [`set_len`](Self::set_len) (`skb_put` / `skb_trim`).
+/// `sk_buff`'s data within its buffer: [`push_head`](Self::push_head) /
+/// [`pull_head`](Self::pull_head) (`skb_push` / `skb_pull`) and [`set_len`](Self::set_len) (`skb_put` / `skb_trim`).
 ///
 /// Read and write the bytes with [`Umem::data`] / [`Umem::data_mut`]. A token dropped instead of
 /// being returned to a ring leaks its chunk until the UMEM is gone (safe, but a lost buffer).
