@@ -131,7 +131,7 @@ pub fn run(cfg: RunConfig) -> Result<()> {
     let mut setups = Vec::new();
     let mut stats = Vec::new();
     let mut zero_copy = vec![true; ports.len()];
-    let mut xsk_fds: Vec<Vec<OwnedFd>> = vec![Vec::new(); ports.len()];
+    let mut xsk_fds: Vec<Vec<OwnedFd>> = (0..ports.len()).map(|_| Vec::new()).collect();
     for (w, &cpu) in cfg.cpus.iter().enumerate() {
         let (umem, free) = Umem::new(UmemConfig {
             frame_size: cfg.frame_size,
