@@ -145,7 +145,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     match dispatch(cli.cmd) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -158,7 +161,9 @@ fn main() -> ExitCode {
 fn dispatch(cmd: Cmd) -> Result<()> {
     match cmd {
         Cmd::Run(args) => xfwd::control::runtime::run(args.config()?),
-        Cmd::Show { what: Show::Stats(a) } => {
+        Cmd::Show {
+            what: Show::Stats(a),
+        } => {
             let data = server::request(&a.control, &Request::Stats)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&data)?);
@@ -168,7 +173,9 @@ fn dispatch(cmd: Cmd) -> Result<()> {
             }
             Ok(())
         }
-        Cmd::Show { what: Show::Errors { common, all } } => {
+        Cmd::Show {
+            what: Show::Errors { common, all },
+        } => {
             let data = server::request(&common.control, &Request::Errors)?;
             if common.json {
                 println!("{}", serde_json::to_string_pretty(&data)?);

@@ -22,7 +22,10 @@ impl Counter {
     /// Adds `n`. Only the owning worker calls this, so load + store is not a lost update.
     #[inline]
     pub fn add(&self, n: u64) {
-        self.0.store(self.0.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 
     /// Sets a gauge. Only the owning worker calls this.

@@ -77,7 +77,9 @@ pub struct WorkerSetup {
 ///
 /// When the thread cannot be created.
 pub fn spawn(setup: WorkerSetup) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("xfwd-w{}", setup.id)).spawn(move || run(setup))
+    std::thread::Builder::new()
+        .name(format!("xfwd-w{}", setup.id))
+        .spawn(move || run(setup))
 }
 
 /// One port's socket and the frames staged for its TX ring during the current iteration.
@@ -132,14 +134,22 @@ fn run(setup: WorkerSetup) {
         if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
             tracing::debug!(worker = id, cpu, "pinned");
         } else {
-            tracing::warn!(worker = id, cpu, "could not pin worker to its CPU; running unpinned");
+            tracing::warn!(
+                worker = id,
+                cpu,
+                "could not pin worker to its CPU; running unpinned"
+            );
         }
     }
     let nports = sockets.len();
     let stage_cap = BATCH * nports + pending.total;
     let mut ports: Vec<Port> = sockets
         .into_iter()
-        .map(|sock| Port { sock, tx: Vec::with_capacity(stage_cap), kick_again: false })
+        .map(|sock| Port {
+            sock,
+            tx: Vec::with_capacity(stage_cap),
+            kick_again: false,
+        })
         .collect();
     let mut fib_cache = arc_swap::Cache::new(fib);
     let mut local = LocalStats::new(nports);
@@ -173,7 +183,10 @@ fn run(setup: WorkerSetup) {
             counts[0] += n as u64;
             counts[1] += rx.iter().map(|f| f.len() as u64).sum::<u64>();
 
-            let mut batch = UmemBatch { umem: &umem, frames: &mut rx };
+            let mut batch = UmemBatch {
+                umem: &umem,
+                frames: &mut rx,
+            };
             node::ip4_forward_batch(fib, p as PortId, &mut batch, &mut out);
 
             for (frame, outcome) in rx.drain(..).zip(out.iter()) {
@@ -238,7 +251,9 @@ fn run(setup: WorkerSetup) {
         stats.pending.set(parked.len() as u64);
         stats.loops.add(1);
         let now = Instant::now();
-        stats.run_ns.set(now.duration_since(started).as_nanos() as u64);
+        stats
+            .run_ns
+            .set(now.duration_since(started).as_nanos() as u64);
         if work > 0 {
             stats.busy_ns.add(now.duration_since(t0).as_nanos() as u64);
             idle_loops = 0;

@@ -67,7 +67,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     deps::ensure(&pkgs)?;
     say("clang, libbpf-dev, iproute2, ethtool, ping: present");
 
-    step(if args.debug { "Building xfwd (debug)" } else { "Building xfwd (release)" });
+    step(if args.debug {
+        "Building xfwd (debug)"
+    } else {
+        "Building xfwd (release)"
+    });
     let mut build = cargo();
     build.args(["build", "-p", "xfwd", "--bin", "xfwd"]);
     if !args.debug {
@@ -102,13 +106,21 @@ pub fn run(args: DemoArgs) -> Result<()> {
         nr = topo.router().name(),
         n2 = topo.h2().name(),
     ));
-    let fwd = topo.router().exec(&["sysctl", "-n", "net.ipv4.ip_forward"])?;
-    say(&format!("router net.ipv4.ip_forward = {} (the kernel will not forward; only xfwd can)", String::from_utf8_lossy(&fwd.stdout).trim()));
+    let fwd = topo
+        .router()
+        .exec(&["sysctl", "-n", "net.ipv4.ip_forward"])?;
+    say(&format!(
+        "router net.ipv4.ip_forward = {} (the kernel will not forward; only xfwd can)",
+        String::from_utf8_lossy(&fwd.stdout).trim()
+    ));
     check()?;
 
     step("Without xfwd: h1 cannot reach h2");
     let before = xfwd_testbed::process::ping(topo.h1(), h2.addr, 1, None)?;
-    say(&format!("ping {}: {}/{} replies", h2.addr, before.received, before.transmitted));
+    say(&format!(
+        "ping {}: {}/{} replies",
+        h2.addr, before.received, before.transmitted
+    ));
 
     let control = std::env::temp_dir().join(format!("xfwd-demo-{}.sock", std::process::id()));
     let control_s = control.to_string_lossy().into_owned();
@@ -127,15 +139,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
         "--control",
         &control_s,
     ];
-    step(&format!("Starting xfwd in the router namespace:\n    {}", argv.join(" ")));
+    step(&format!(
+        "Starting xfwd in the router namespace:\n    {}",
+        argv.join(" ")
+    ));
     let mut daemon = Daemon::spawn(topo.router(), &argv)?;
-    let ready = daemon.wait_for_line("ready", Duration::from_secs(30)).with_context(|| daemon.log())?;
+    let ready = daemon
+        .wait_for_line("ready", Duration::from_secs(30))
+        .with_context(|| daemon.log())?;
     say(ready.trim());
     check()?;
 
     step("ping from h1 to h2 and to an address behind h2, through xfwd");
-    for dst in [h2.addr, topo.behind_h2()[0].host(1).context("prefix has no .1")?] {
-        let out = topo.h1().exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", &dst.to_string()]);
+    for dst in [
+        h2.addr,
+        topo.behind_h2()[0].host(1).context("prefix has no .1")?,
+    ] {
+        let out = topo
+            .h1()
+            .exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", &dst.to_string()]);
         match out {
             Ok(o) => say(String::from_utf8_lossy(&o.stdout).trim()),
             Err(e) => bail!("ping {dst} through xfwd failed: {e:#}\n{}", daemon.log()),
@@ -144,7 +166,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
     say("ttl=63: the replies left h2 with TTL 64 and xfwd decremented it once.");
     check()?;
 
-    step(&format!("{} UDP datagrams from h1 to h2:{UDP_PORT}, sent with TTL 64", args.udp));
+    step(&format!(
+        "{} UDP datagrams from h1 to h2:{UDP_PORT}, sent with TTL 64",
+        args.udp
+    ));
     let capture = RawSocket::open(topo.h2(), h2.name)?;
     capture.drain()?;
     let receiver = topo.h2().run(|| -> Result<UdpSocket> {
@@ -204,7 +229,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     check()?;
 
     step("xfwd's counters (xfwd show stats)");
-    let stats = output(std::process::Command::new(&xfwd).args(["show", "stats", "--control", &control_s]))?;
+    let stats =
+        output(std::process::Command::new(&xfwd).args(["show", "stats", "--control", &control_s]))?;
     say(stats.trim_end());
 
     if args.keep {
@@ -235,7 +261,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
     say(&format!(
         "exit status: {status}; XDP on {}: {}",
         p0.name,
-        if attached { "STILL ATTACHED" } else { "detached (traffic falls back to the kernel)" }
+        if attached {
+            "STILL ATTACHED"
+        } else {
+            "detached (traffic falls back to the kernel)"
+        }
     ));
     if !status.success() || attached {
         bail!("xfwd did not stop cleanly\n{last}");

@@ -24,7 +24,10 @@ pub fn ensure(pkgs: &[&str]) -> Result<()> {
         return Ok(());
     }
     if !is_root() {
-        bail!("missing Debian packages: {} (run as root, or apt-get install them)", missing.join(" "));
+        bail!(
+            "missing Debian packages: {} (run as root, or apt-get install them)",
+            missing.join(" ")
+        );
     }
     eprintln!("==> Installing missing packages: {}", missing.join(" "));
     let apt = |args: &[&str]| {

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 /// Runs `cmd` with inherited stdio; fails naming the command when it exits non-zero.
 pub fn exec(cmd: &mut Command) -> Result<()> {
     let shown = show(cmd);
-    let status = cmd.status().with_context(|| format!("cannot start `{shown}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{shown}`"))?;
     if !status.success() {
         bail!("`{shown}` failed ({status})");
     }
@@ -18,9 +20,15 @@ pub fn exec(cmd: &mut Command) -> Result<()> {
 /// Runs `cmd` and returns its stdout; fails naming the command (with its stderr).
 pub fn output(cmd: &mut Command) -> Result<String> {
     let shown = show(cmd);
-    let out = cmd.output().with_context(|| format!("cannot start `{shown}`"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start `{shown}`"))?;
     if !out.status.success() {
-        bail!("`{shown}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`{shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -37,10 +37,21 @@ pub fn run(args: TestArgs) -> Result<()> {
         eprintln!("==> cargo fmt --check");
         exec(cargo().args(["fmt", "--all", "--", "--check"]))?;
         eprintln!("==> cargo clippy");
-        exec(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+        exec(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
     }
     eprintln!("==> cargo test (unit, property, BPF and end-to-end tests)");
-    exec(cargo().args(["test", "--workspace", "--all-targets"]).args(&args.cargo_args))?;
+    exec(
+        cargo()
+            .args(["test", "--workspace", "--all-targets"])
+            .args(&args.cargo_args),
+    )?;
     eprintln!("==> cargo test --doc");
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
     eprintln!("==> all tests passed");

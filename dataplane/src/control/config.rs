@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 use crate::neigh::PendingLimits;
 
 /// How the XDP program is attached.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpMode {
     /// Native (driver) mode, falling back to generic mode when the driver lacks XDP.
@@ -20,7 +22,9 @@ pub enum XdpMode {
 }
 
 /// How AF_XDP sockets bind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BindMode {
     /// Zero-copy where the driver supports it, else copy mode.
@@ -32,7 +36,9 @@ pub enum BindMode {
 }
 
 /// What a worker does when its rings are empty.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum IdleMode {
     /// Spin for a while, then sleep in `poll(2)` until traffic returns (lower CPU when idle).
@@ -90,7 +96,11 @@ impl RunConfig {
             bail!("no interfaces: give at least one --iface");
         }
         if self.interfaces.len() > crate::fib::MAX_PORTS {
-            bail!("{} interfaces given; xfwd drives at most {}", self.interfaces.len(), crate::fib::MAX_PORTS);
+            bail!(
+                "{} interfaces given; xfwd drives at most {}",
+                self.interfaces.len(),
+                crate::fib::MAX_PORTS
+            );
         }
         for (i, name) in self.interfaces.iter().enumerate() {
             if self.interfaces[..i].contains(name) {
@@ -113,7 +123,10 @@ impl RunConfig {
             bail!("--frame-size {}: must be 2048 or 4096", self.frame_size);
         }
         if !self.ring_size.is_power_of_two() || !(64..=16384).contains(&self.ring_size) {
-            bail!("--ring-size {}: must be a power of two from 64 to 16384", self.ring_size);
+            bail!(
+                "--ring-size {}: must be a power of two from 64 to 16384",
+                self.ring_size
+            );
         }
         if self.pending.per_nexthop == 0 || self.pending.total < self.pending.per_nexthop {
             bail!(
@@ -143,7 +156,8 @@ pub fn parse_cpu_list(s: &str) -> Result<Vec<usize>> {
             None => (item, item),
         };
         let parse = |x: &str| -> Result<usize> {
-            x.parse().map_err(|_| anyhow::anyhow!("--cpus {s:?}: {x:?} is not a CPU number"))
+            x.parse()
+                .map_err(|_| anyhow::anyhow!("--cpus {s:?}: {x:?} is not a CPU number"))
         };
         let (lo, hi) = (parse(lo)?, parse(hi)?);
         if lo > hi {

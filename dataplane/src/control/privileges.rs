@@ -16,10 +16,26 @@ pub struct Cap {
 
 /// What `xfwd run` needs.
 pub const NEEDED: &[Cap] = &[
-    Cap { bit: 12, name: "CAP_NET_ADMIN", why: "attach XDP programs, netlink requests, busy polling" },
-    Cap { bit: 13, name: "CAP_NET_RAW", why: "create AF_XDP sockets" },
-    Cap { bit: 39, name: "CAP_BPF", why: "load the XDP program and its maps" },
-    Cap { bit: 14, name: "CAP_IPC_LOCK", why: "pin UMEM memory beyond RLIMIT_MEMLOCK" },
+    Cap {
+        bit: 12,
+        name: "CAP_NET_ADMIN",
+        why: "attach XDP programs, netlink requests, busy polling",
+    },
+    Cap {
+        bit: 13,
+        name: "CAP_NET_RAW",
+        why: "create AF_XDP sockets",
+    },
+    Cap {
+        bit: 39,
+        name: "CAP_BPF",
+        why: "load the XDP program and its maps",
+    },
+    Cap {
+        bit: 14,
+        name: "CAP_IPC_LOCK",
+        why: "pin UMEM memory beyond RLIMIT_MEMLOCK",
+    },
 ];
 
 /// `CAP_SYS_ADMIN` implies `CAP_BPF` (kernels before 5.8 know only the former).
@@ -60,7 +76,10 @@ pub fn check() -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let list: Vec<String> = missing.iter().map(|c| format!("{} (to {})", c.name, c.why)).collect();
+    let list: Vec<String> = missing
+        .iter()
+        .map(|c| format!("{} (to {})", c.name, c.why))
+        .collect();
     bail!(
         "missing capabilities: {}; run as root or grant them (systemd AmbientCapabilities=, setcap)",
         list.join(", ")
@@ -76,7 +95,10 @@ mod tests {
         let all = NEEDED.iter().fold(0u64, |acc, c| acc | 1 << c.bit);
         assert!(missing_from(all).is_empty());
         let names: Vec<_> = missing_from(0).iter().map(|c| c.name).collect();
-        assert_eq!(names, ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_IPC_LOCK"]);
+        assert_eq!(
+            names,
+            ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_BPF", "CAP_IPC_LOCK"]
+        );
         let sys_admin_for_bpf = (all & !(1 << 39)) | 1 << CAP_SYS_ADMIN;
         assert!(missing_from(sys_admin_for_bpf).is_empty());
     }

@@ -122,7 +122,12 @@ impl ErrorsReport {
         if rows.is_empty() {
             return "no drops\n".to_owned();
         }
-        let w = rows.iter().map(|e| e.reason.len()).max().unwrap_or(6).max(6);
+        let w = rows
+            .iter()
+            .map(|e| e.reason.len())
+            .max()
+            .unwrap_or(6)
+            .max(6);
         let mut s = format!("{:<w$}  {:>12}  description\n", "reason", "packets");
         for e in rows {
             let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);

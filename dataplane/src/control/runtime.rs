@@ -69,7 +69,8 @@ pub fn run(cfg: RunConfig) -> Result<()> {
     );
     let ports = tables.ports().clone();
     for p in ports.iter() {
-        let queues = xsk::queue_count(p.ifindex).with_context(|| format!("reading {}'s queues", p.name))?;
+        let queues =
+            xsk::queue_count(p.ifindex).with_context(|| format!("reading {}'s queues", p.name))?;
         if (queues as usize) < cfg.cpus.len() {
             bail!(
                 "{} has {queues} rx queue(s) but {} workers need one each (ethtool -L {} combined {})",
@@ -94,7 +95,9 @@ pub fn run(cfg: RunConfig) -> Result<()> {
 
     // XDP first, without sockets: every frame still goes to the kernel.
     let mut steer = Steer::load().context("loading the XDP program")?;
-    steer.set_local_addrs(&state.local_addrs()).context("filling the XDP local-address map")?;
+    steer
+        .set_local_addrs(state.local_addrs())
+        .context("filling the XDP local-address map")?;
     let mode = match cfg.xdp_mode {
         XdpMode::Auto => AttachMode::Auto,
         XdpMode::Native => AttachMode::Native,
@@ -102,7 +105,9 @@ pub fn run(cfg: RunConfig) -> Result<()> {
     };
     let mut xdp_modes = Vec::new();
     for (slot, p) in ports.iter().enumerate() {
-        let got = steer.attach(p.ifindex, slot as u32, mode).with_context(|| format!("attaching XDP to {}", p.name))?;
+        let got = steer
+            .attach(p.ifindex, slot as u32, mode)
+            .with_context(|| format!("attaching XDP to {}", p.name))?;
         xdp_modes.push(got.as_str().to_owned());
     }
 
@@ -210,23 +215,47 @@ pub fn run(cfg: RunConfig) -> Result<()> {
         cfg.cpus.len(),
         cfg.cpus,
         xdp_modes.join("/"),
-        if zero_copy.iter().all(|z| *z) { "zero-copy" } else { "copy" },
+        if zero_copy.iter().all(|z| *z) {
+            "zero-copy"
+        } else {
+            "copy"
+        },
         cfg.control.display()
     );
 
-    let result = follow_kernel(&mut nl, &mut state, &mut tables, &steer, &resolve_rx, &signalled);
+    let result = follow_kernel(
+        &mut nl,
+        &mut state,
+        &mut tables,
+        &steer,
+        &resolve_rx,
+        &signalled,
+    );
     shutdown(&steer, &socket_slots, &stop_workers, handles);
     drop(server);
-    let drops: u64 = instance.workers.iter().flat_map(|w| w.drops.iter()).map(|c| c.get()).sum();
+    let drops: u64 = instance
+        .workers
+        .iter()
+        .flat_map(|w| w.drops.iter())
+        .map(|c| c.get())
+        .sum();
     let forwarded: u64 = instance.workers.iter().map(|w| w.forwarded.get()).sum();
     match &result {
-        Ok(()) => eprintln!("xfwd: stopped: forwarded {forwarded} packets, dropped {drops}; XDP detached"),
+        Ok(()) => {
+            eprintln!("xfwd: stopped: forwarded {forwarded} packets, dropped {drops}; XDP detached")
+        }
         Err(e) => eprintln!("xfwd: stopping after error: {e:#}"),
     }
     result
 }
 
-fn bind_socket(umem: &Umem, ifindex: u32, name: &str, queue: u32, cfg: &SocketConfig) -> Result<XskSocket> {
+fn bind_socket(
+    umem: &Umem,
+    ifindex: u32,
+    name: &str,
+    queue: u32,
+    cfg: &SocketConfig,
+) -> Result<XskSocket> {
     XskSocket::bind_ifindex(umem, ifindex, queue, cfg)
         .with_context(|| format!("binding an AF_XDP socket to {name} queue {queue}"))
 }
@@ -252,7 +281,9 @@ fn follow_kernel(
         let mut change = Change::NONE;
         for ev in events.drain(..) {
             if matches!(ev, KernelEvent::Overrun) {
-                tracing::warn!("netlink events were lost (socket overrun): resynchronising with a full dump");
+                tracing::warn!(
+                    "netlink events were lost (socket overrun): resynchronising with a full dump"
+                );
                 let dump = nl.dump().context("resynchronising with the kernel")?;
                 change |= state.replace_all(dump) | Change::ALL;
             } else {
@@ -276,7 +307,9 @@ fn follow_kernel(
                 continue;
             }
             asked.insert(key, now);
-            let Some(port) = ports.get(usize::from(key.port)) else { continue };
+            let Some(port) = ports.get(usize::from(key.port)) else {
+                continue;
+            };
             let ip = Ipv4Addr::from_bits(key.ip);
             if let Err(e) = nl.resolve_neigh(port.ifindex, ip) {
                 tracing::debug!("asking the kernel to resolve {ip} on {}: {e}", port.name);
@@ -334,14 +367,20 @@ impl Instance {
         let workers: Vec<&WorkerStats> = self.workers.iter().map(|w| &***w).collect();
         let drops = DropReason::ALL
             .iter()
-            .map(|r| (r.name().to_owned(), workers.iter().map(|w| w.drops[*r as usize].get()).sum()))
+            .map(|r| {
+                (
+                    r.name().to_owned(),
+                    workers.iter().map(|w| w.drops[*r as usize].get()).sum(),
+                )
+            })
             .collect();
         let interfaces = fib
             .ports
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let [rx_packets, rx_bytes, tx_packets, tx_bytes] = crate::stats::port_totals(&workers, i);
+                let [rx_packets, rx_bytes, tx_packets, tx_bytes] =
+                    crate::stats::port_totals(&workers, i);
                 let mut xsk = std::collections::BTreeMap::new();
                 for fd in &self.xsk_fds[i] {
                     if let Ok(s) = xsk::statistics(fd.as_fd()) {
@@ -375,8 +414,16 @@ impl Instance {
                     cpu: self.cpus.get(id).copied(),
                     forwarded: w.forwarded.get(),
                     batches,
-                    packets_per_batch: if batches == 0 { 0.0 } else { rx as f64 / batches as f64 },
-                    busy_ratio: if run == 0 { 0.0 } else { w.busy_ns.get() as f64 / run as f64 },
+                    packets_per_batch: if batches == 0 {
+                        0.0
+                    } else {
+                        rx as f64 / batches as f64
+                    },
+                    busy_ratio: if run == 0 {
+                        0.0
+                    } else {
+                        w.busy_ns.get() as f64 / run as f64
+                    },
                     pending: w.pending.get(),
                     tx_kicks: w.tx_kicks.get(),
                 }

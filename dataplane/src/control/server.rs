@@ -65,16 +65,20 @@ impl Server {
     ///
     /// When another instance answers on `path`, or the socket cannot be created.
     pub fn start(path: &Path, handler: Arc<dyn Handler>) -> Result<Server> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if !dir.exists() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("creating control socket directory {}", dir.display()))?;
-                std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
-            }
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating control socket directory {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))?;
         }
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             if !meta.file_type().is_socket() {
-                bail!("control socket path {} exists and is not a socket", path.display());
+                bail!(
+                    "control socket path {} exists and is not a socket",
+                    path.display()
+                );
             }
             if UnixStream::connect(path).is_ok() {
                 bail!(
@@ -91,20 +95,26 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
-            std::thread::Builder::new().name("xfwd-control-sock".into()).spawn(move || {
-                for conn in listener.incoming() {
-                    if stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    if let Ok(conn) = conn {
-                        if let Err(e) = serve(conn, handler.as_ref()) {
+            std::thread::Builder::new()
+                .name("xfwd-control-sock".into())
+                .spawn(move || {
+                    for conn in listener.incoming() {
+                        if stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        if let Ok(conn) = conn
+                            && let Err(e) = serve(conn, handler.as_ref())
+                        {
                             tracing::debug!("control socket client: {e:#}");
                         }
                     }
-                }
-            })?
+                })?
         };
-        Ok(Server { path: path.to_owned(), stop, thread: Some(thread) })
+        Ok(Server {
+            path: path.to_owned(),
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -130,10 +140,22 @@ fn serve(conn: UnixStream, handler: &dyn Handler) -> Result<()> {
         return Ok(()); // the shutdown wake-up, or a probe
     }
     let resp = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Response { ok: false, data: None, error: Some(format!("bad request: {e}")) },
+        Err(e) => Response {
+            ok: false,
+            data: None,
+            error: Some(format!("bad request: {e}")),
+        },
         Ok(req) => match handler.handle(&req) {
-            Ok(data) => Response { ok: true, data: Some(data), error: None },
-            Err(e) => Response { ok: false, data: None, error: Some(format!("{e:#}")) },
+            Ok(data) => Response {
+                ok: true,
+                data: Some(data),
+                error: None,
+            },
+            Err(e) => Response {
+                ok: false,
+                data: None,
+                error: Some(format!("{e:#}")),
+            },
         },
     };
     let mut out = serde_json::to_vec(&resp)?;
@@ -149,15 +171,21 @@ fn serve(conn: UnixStream, handler: &dyn Handler) -> Result<()> {
 /// When nothing listens on `path` (with a hint), or the instance reports an error.
 pub fn request(path: &Path, req: &Request) -> Result<serde_json::Value> {
     let conn = UnixStream::connect(path).with_context(|| {
-        format!("cannot reach xfwd on control socket {} (is `xfwd run` running?)", path.display())
+        format!(
+            "cannot reach xfwd on control socket {} (is `xfwd run` running?)",
+            path.display()
+        )
     })?;
     conn.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     (&conn).write_all(&line)?;
     let mut answer = String::new();
-    BufReader::new(&conn).read_line(&mut answer).context("reading control socket answer")?;
-    let resp: Response = serde_json::from_str(&answer).context("malformed control socket answer")?;
+    BufReader::new(&conn)
+        .read_line(&mut answer)
+        .context("reading control socket answer")?;
+    let resp: Response =
+        serde_json::from_str(&answer).context("malformed control socket answer")?;
     match (resp.ok, resp.data, resp.error) {
         (true, Some(data), _) => Ok(data),
         (_, _, Some(e)) => bail!("xfwd: {e}"),
@@ -187,7 +215,9 @@ mod tests {
         assert_eq!(request(&path, &Request::Stats).unwrap()["forwarded"], 7);
         let err = request(&path, &Request::Errors).unwrap_err().to_string();
         assert!(err.contains("no errors today"), "{err}");
-        let second = Server::start(&path, Arc::new(Echo)).unwrap_err().to_string();
+        let second = Server::start(&path, Arc::new(Echo))
+            .unwrap_err()
+            .to_string();
         assert!(second.contains("already running"), "{second}");
         drop(server);
         assert!(!path.exists(), "socket removed on drop");

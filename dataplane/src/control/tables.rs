@@ -10,7 +10,9 @@ use arc_swap::ArcSwap;
 
 use super::mirror::{Change, KernelState, Resolved};
 use super::netlink::{NextHop, Route, RouteKind};
-use crate::fib::{AdjTable, Fib, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType};
+use crate::fib::{
+    AdjTable, Fib, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType,
+};
 
 /// The kernel's main routing table (`RT_TABLE_MAIN`).
 pub const MAIN_TABLE: u32 = 254;
@@ -65,7 +67,9 @@ pub fn route_inputs(state: &KernelState) -> Vec<RouteInput> {
             _ => best.push(r),
         }
     }
-    best.into_iter().filter_map(|r| route_input(state, r)).collect()
+    best.into_iter()
+        .filter_map(|r| route_input(state, r))
+        .collect()
 }
 
 fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
@@ -78,7 +82,12 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
         // Multicast, throw, NAT and unknown types are the kernel's: not installed.
         _ => return None,
     };
-    let mut input = RouteInput { dst: r.dst, len: r.dst_len, kind, nexthops: Vec::new() };
+    let mut input = RouteInput {
+        dst: r.dst,
+        len: r.dst_len,
+        kind,
+        nexthops: Vec::new(),
+    };
     if kind == RouteType::Unicast {
         match state.resolve(r) {
             Resolved::Blackhole => input.kind = RouteType::Blackhole,
@@ -89,7 +98,10 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
                 if input.nexthops.is_empty() {
                     // Every path is dead or of a kind xfwd cannot send on (IPv6 gateway,
                     // encapsulation): a path out of no interface xfwd drives.
-                    input.nexthops.push(RouteNextHop { gateway: None, ifindex: 0 });
+                    input.nexthops.push(RouteNextHop {
+                        gateway: None,
+                        ifindex: 0,
+                    });
                 }
             }
         }
@@ -99,8 +111,10 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
 
 /// A path xfwd can forward on: alive, plain IPv4 (no IPv6 gateway, no encapsulation).
 fn usable_path(nh: &NextHop) -> Option<RouteNextHop> {
-    (!nh.dead && nh.gateway6.is_none() && nh.encap.is_none())
-        .then_some(RouteNextHop { gateway: nh.gateway, ifindex: nh.ifindex })
+    (!nh.dead && nh.gateway6.is_none() && nh.encap.is_none()).then_some(RouteNextHop {
+        gateway: nh.gateway,
+        ifindex: nh.ifindex,
+    })
 }
 
 /// The kernel's IPv4 neighbours as the FIB wants them.
@@ -167,10 +181,11 @@ impl TableBuilder {
                 .iter()
                 .zip(self.ports.iter())
                 .map(|(name, old)| match state.link_by_name(name) {
-                    Some(l) if l.ifindex == old.ifindex => {
-                        port_info(l, l.mac.unwrap_or(old.mac))
-                    }
-                    _ => PortInfo { up: false, ..old.clone() },
+                    Some(l) if l.ifindex == old.ifindex => port_info(l, l.mac.unwrap_or(old.mac)),
+                    _ => PortInfo {
+                        up: false,
+                        ..old.clone()
+                    },
                 })
                 .collect();
             if *ports != *self.ports {

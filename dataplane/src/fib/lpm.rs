@@ -46,7 +46,11 @@ pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<PrefixHasher>>;
 /// Network mask for a prefix length 0..=32, as a host-order `u32`.
 #[inline]
 pub const fn mask(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - len as u32) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len as u32)
+    }
 }
 
 /// A longest-prefix-match table from IPv4 prefixes to `u32` values.
@@ -67,7 +71,10 @@ impl Lpm {
     ///
     /// If a length exceeds 32 (callers validate kernel input first).
     pub fn build(routes: impl IntoIterator<Item = (u32, u8, u32)>) -> Self {
-        let mut lpm = Lpm { tables: vec![FastMap::default(); 33], ..Lpm::default() };
+        let mut lpm = Lpm {
+            tables: vec![FastMap::default(); 33],
+            ..Lpm::default()
+        };
         for (prefix, len, value) in routes {
             lpm.insert(prefix, len, value);
         }
@@ -84,7 +91,10 @@ impl Lpm {
         if self.tables.is_empty() {
             self.tables = vec![FastMap::default(); 33];
         }
-        if self.tables[len as usize].insert(prefix & mask(len), value).is_none() {
+        if self.tables[len as usize]
+            .insert(prefix & mask(len), value)
+            .is_none()
+        {
             self.len += 1;
             if !self.lengths.contains(&len) {
                 self.lengths.push(len);

@@ -249,9 +249,14 @@ impl RouteTable {
                     Some(nh) => match port_of(nh.ifindex) {
                         None => FibEntry::NotManaged,
                         Some(port) => match nh.gateway {
-                            None => FibEntry::Attached { port: port as PortId },
+                            None => FibEntry::Attached {
+                                port: port as PortId,
+                            },
                             Some(gw) => {
-                                let key = NextHopKey { port: port as PortId, ip: gw.to_bits() };
+                                let key = NextHopKey {
+                                    port: port as PortId,
+                                    ip: gw.to_bits(),
+                                };
                                 let id = *nh_ids.entry(key.packed()).or_insert_with(|| {
                                     t.nexthops.push(key);
                                     (t.nexthops.len() - 1) as u32
@@ -312,14 +317,20 @@ impl AdjTable {
                 continue;
             };
             let port = port as PortId;
-            let key = NextHopKey { port, ip: n.ip.to_bits() };
+            let key = NextHopKey {
+                port,
+                ip: n.ip.to_bits(),
+            };
             hosts.insert(key.packed(), adj_for(&ports[port as usize], port, &n));
         }
         let gateways = routes
             .nexthops
             .iter()
             .map(|key| {
-                hosts.get(&key.packed()).copied().unwrap_or_else(|| incomplete(ports, key.port))
+                hosts
+                    .get(&key.packed())
+                    .copied()
+                    .unwrap_or_else(|| incomplete(ports, key.port))
             })
             .collect();
         AdjTable { gateways, hosts }
@@ -328,7 +339,10 @@ impl AdjTable {
     /// The rewrite for a next hop, resolved or not.
     #[inline]
     pub fn host(&self, key: NextHopKey, ports: &[PortInfo]) -> Adj {
-        self.hosts.get(&key.packed()).copied().unwrap_or_else(|| incomplete(ports, key.port))
+        self.hosts
+            .get(&key.packed())
+            .copied()
+            .unwrap_or_else(|| incomplete(ports, key.port))
     }
 
     /// Number of neighbours known.
@@ -373,7 +387,10 @@ impl Fib {
                 if adj.state == AdjState::Resolved {
                     return Verdict::Forward(adj);
                 }
-                return Verdict::Resolve { key: self.routes.nexthops[nh as usize], mtu: adj.mtu };
+                return Verdict::Resolve {
+                    key: self.routes.nexthops[nh as usize],
+                    mtu: adj.mtu,
+                };
             }
             Some(FibEntry::Attached { port }) => {
                 let key = NextHopKey { port, ip: dst };

@@ -86,7 +86,11 @@ pub struct Pending<P> {
 impl<P> Pending<P> {
     /// An empty queue with these limits.
     pub fn new(limits: PendingLimits) -> Self {
-        Pending { limits, entries: FastMap::default(), held: 0 }
+        Pending {
+            limits,
+            entries: FastMap::default(),
+            held: 0,
+        }
     }
 
     /// Packets held across all next hops.
@@ -133,7 +137,10 @@ impl<P> Pending<P> {
             asked_in: generation,
         };
         self.entries.insert(key.packed(), (key, entry));
-        Parked::Held { request: true, evicted: None }
+        Parked::Held {
+            request: true,
+            evicted: None,
+        }
     }
 
     /// Settles every next hop against the current snapshot: packets whose next hop resolved go
@@ -163,7 +170,9 @@ impl<P> Pending<P> {
             };
             if give_up || now.duration_since(e.since) >= timeout {
                 released += e.packets.len();
-                e.packets.drain(..).for_each(|p| drop(p, DropReason::NeighFailed));
+                e.packets
+                    .drain(..)
+                    .for_each(|p| drop(p, DropReason::NeighFailed));
                 return false;
             }
             true
@@ -184,21 +193,49 @@ impl<P> Pending<P> {
 mod tests {
     use super::*;
 
-    const A: NextHopKey = NextHopKey { port: 1, ip: 0x0a00_0202 };
-    const B: NextHopKey = NextHopKey { port: 1, ip: 0x0a00_0203 };
+    const A: NextHopKey = NextHopKey {
+        port: 1,
+        ip: 0x0a00_0202,
+    };
+    const B: NextHopKey = NextHopKey {
+        port: 1,
+        ip: 0x0a00_0203,
+    };
 
     fn limits(per: usize, total: usize) -> PendingLimits {
-        PendingLimits { per_nexthop: per, total, ..PendingLimits::default() }
+        PendingLimits {
+            per_nexthop: per,
+            total,
+            ..PendingLimits::default()
+        }
     }
 
     #[test]
     fn first_packet_requests_then_retries_after_interval() {
         let t0 = Instant::now();
         let mut q = Pending::new(limits(4, 16));
-        assert_eq!(q.park(A, 1, t0, 1), Parked::Held { request: true, evicted: None });
-        assert_eq!(q.park(A, 2, t0, 1), Parked::Held { request: false, evicted: None });
+        assert_eq!(
+            q.park(A, 1, t0, 1),
+            Parked::Held {
+                request: true,
+                evicted: None
+            }
+        );
+        assert_eq!(
+            q.park(A, 2, t0, 1),
+            Parked::Held {
+                request: false,
+                evicted: None
+            }
+        );
         let later = t0 + Duration::from_millis(1500);
-        assert_eq!(q.park(A, 3, later, 2), Parked::Held { request: true, evicted: None });
+        assert_eq!(
+            q.park(A, 3, later, 2),
+            Parked::Held {
+                request: true,
+                evicted: None
+            }
+        );
         assert_eq!(q.len(), 3);
     }
 
@@ -208,7 +245,13 @@ mod tests {
         let mut q = Pending::new(limits(2, 16));
         q.park(A, 1, t0, 1);
         q.park(A, 2, t0, 1);
-        assert_eq!(q.park(A, 3, t0, 1), Parked::Held { request: false, evicted: Some(1) });
+        assert_eq!(
+            q.park(A, 3, t0, 1),
+            Parked::Held {
+                request: false,
+                evicted: Some(1)
+            }
+        );
         assert_eq!(q.len(), 2);
     }
 
@@ -218,7 +261,10 @@ mod tests {
         let mut q = Pending::new(limits(4, 2));
         q.park(A, 1, t0, 1);
         q.park(B, 2, t0, 1);
-        assert_eq!(q.park(A, 3, t0, 1), Parked::Refused(3, DropReason::NeighPendingBudget));
+        assert_eq!(
+            q.park(A, 3, t0, 1),
+            Parked::Refused(3, DropReason::NeighPendingBudget)
+        );
         assert_eq!(
             q.park(NextHopKey { port: 0, ip: 9 }, 4, t0, 1),
             Parked::Refused(4, DropReason::NeighPendingBudget)
@@ -239,7 +285,13 @@ mod tests {
         q.settle(
             t0,
             5,
-            |k| if k == A { AdjState::Resolved } else { AdjState::Failed },
+            |k| {
+                if k == A {
+                    AdjState::Resolved
+                } else {
+                    AdjState::Failed
+                }
+            },
             |k, p| sent.push((k, p)),
             |p, r| dropped.push((p, r)),
         );
@@ -247,13 +299,25 @@ mod tests {
         assert!(dropped.is_empty());
         assert_eq!(q.len(), 1);
         // A newer snapshot still says FAILED: give up.
-        q.settle(t0, 6, |_| AdjState::Failed, |k, p| sent.push((k, p)), |p, r| dropped.push((p, r)));
+        q.settle(
+            t0,
+            6,
+            |_| AdjState::Failed,
+            |k, p| sent.push((k, p)),
+            |p, r| dropped.push((p, r)),
+        );
         assert_eq!(dropped, vec![(10, DropReason::NeighFailed)]);
         assert!(q.is_empty());
         // Timeout with no answer at all.
         q.park(B, 11, t0, 7);
         let late = t0 + PendingLimits::default().timeout;
-        q.settle(late, 7, |_| AdjState::Incomplete, |k, p| sent.push((k, p)), |p, r| dropped.push((p, r)));
+        q.settle(
+            late,
+            7,
+            |_| AdjState::Incomplete,
+            |k, p| sent.push((k, p)),
+            |p, r| dropped.push((p, r)),
+        );
         assert_eq!(dropped.last(), Some(&(11, DropReason::NeighFailed)));
         assert!(q.is_empty());
     }

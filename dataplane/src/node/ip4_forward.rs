@@ -26,7 +26,11 @@ pub fn ip_forward(ttl: u8, total_len: usize, df: bool, mtu: u32) -> Result<(), D
         return Err(DropReason::TtlExpired);
     }
     if total_len > mtu as usize {
-        return Err(if df { DropReason::FragNeeded } else { DropReason::FragUnsupported });
+        return Err(if df {
+            DropReason::FragNeeded
+        } else {
+            DropReason::FragUnsupported
+        });
     }
     Ok(())
 }
@@ -56,7 +60,10 @@ mod tests {
     use super::*;
 
     fn checksum(hdr: &[u8]) -> u16 {
-        let mut s: u32 = hdr.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+        let mut s: u32 = hdr
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
         while s > 0xFFFF {
             s = (s & 0xFFFF) + (s >> 16);
         }
@@ -64,7 +71,9 @@ mod tests {
     }
 
     fn header(ttl: u8) -> [u8; 20] {
-        let mut h = [0x45, 0, 0, 84, 0x12, 0x34, 0x40, 0, ttl, 1, 0, 0, 10, 0, 1, 2, 10, 0, 2, 2];
+        let mut h = [
+            0x45, 0, 0, 84, 0x12, 0x34, 0x40, 0, ttl, 1, 0, 0, 10, 0, 1, 2, 10, 0, 2, 2,
+        ];
         let c = checksum(&h);
         h[10..12].copy_from_slice(&c.to_be_bytes());
         h
@@ -76,7 +85,10 @@ mod tests {
         assert_eq!(ip_forward(1, 100, false, 1500), Err(DropReason::TtlExpired));
         assert_eq!(ip_forward(2, 1500, true, 1500), Ok(()));
         assert_eq!(ip_forward(2, 1501, true, 1500), Err(DropReason::FragNeeded));
-        assert_eq!(ip_forward(2, 1501, false, 1500), Err(DropReason::FragUnsupported));
+        assert_eq!(
+            ip_forward(2, 1501, false, 1500),
+            Err(DropReason::FragUnsupported)
+        );
     }
 
     #[test]
@@ -85,7 +97,11 @@ mod tests {
             let mut h = header(ttl);
             ip_decrease_ttl(&mut h);
             assert_eq!(h[TTL], ttl - 1);
-            assert!(matches!(checksum(&h), 0 | 0xFFFF), "ttl {ttl}: {:#06x}", checksum(&h));
+            assert!(
+                matches!(checksum(&h), 0 | 0xFFFF),
+                "ttl {ttl}: {:#06x}",
+                checksum(&h)
+            );
         }
     }
 

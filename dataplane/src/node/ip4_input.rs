@@ -19,7 +19,7 @@ use crate::wire::checksum;
 use crate::wire::ipv4::{self, HEADER_LEN};
 
 /// What the rest of the pipeline needs from a validated IPv4 header, read once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Ip4Meta {
     /// Source address, host order.
     pub src: u32,

@@ -153,7 +153,9 @@ mod tests {
     use etherparse::{PacketBuilder, SlicedPacket};
 
     use super::*;
-    use crate::fib::{AdjTable, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType};
+    use crate::fib::{
+        AdjTable, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType,
+    };
 
     const P0_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
     const P1_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
@@ -162,15 +164,30 @@ mod tests {
 
     fn fib() -> Fib {
         let ports: Arc<[PortInfo]> = Arc::from(vec![
-            PortInfo { ifindex: 10, name: "p0".into(), mac: P0_MAC, mtu: 1500, up: true },
-            PortInfo { ifindex: 11, name: "p1".into(), mac: P1_MAC, mtu: 1500, up: true },
+            PortInfo {
+                ifindex: 10,
+                name: "p0".into(),
+                mac: P0_MAC,
+                mtu: 1500,
+                up: true,
+            },
+            PortInfo {
+                ifindex: 11,
+                name: "p1".into(),
+                mac: P1_MAC,
+                mtu: 1500,
+                up: true,
+            },
         ]);
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
         let route = |dst: &str, len, kind, gw: Option<&str>, ifindex| RouteInput {
             dst: ip(dst),
             len,
             kind,
-            nexthops: vec![RouteNextHop { gateway: gw.map(ip), ifindex }],
+            nexthops: vec![RouteNextHop {
+                gateway: gw.map(ip),
+                ifindex,
+            }],
         };
         let routes = RouteTable::build(
             [
@@ -191,8 +208,17 @@ mod tests {
             valid: true,
             failed: false,
         };
-        let adj = AdjTable::build(&routes, [neigh("10.0.2.2", H2_MAC), neigh("10.0.2.3", GW_MAC)], &ports);
-        Fib { routes: Arc::new(routes), adj: Arc::new(adj), ports, generation: 1 }
+        let adj = AdjTable::build(
+            &routes,
+            [neigh("10.0.2.2", H2_MAC), neigh("10.0.2.3", GW_MAC)],
+            &ports,
+        );
+        Fib {
+            routes: Arc::new(routes),
+            adj: Arc::new(adj),
+            ports,
+            generation: 1,
+        }
     }
 
     fn udp(dst: [u8; 4], ttl: u8, dst_mac: [u8; 6]) -> Vec<u8> {
@@ -216,7 +242,10 @@ mod tests {
 
     #[test]
     fn forwards_attached_and_gateway_with_ttl_minus_one_and_valid_checksum() {
-        let (pkts, out) = run(vec![udp([10, 0, 2, 2], 64, P0_MAC), udp([198, 18, 0, 7], 9, P0_MAC)]);
+        let (pkts, out) = run(vec![
+            udp([10, 0, 2, 2], 64, P0_MAC),
+            udp([198, 18, 0, 7], 9, P0_MAC),
+        ]);
         assert_eq!(out, vec![Outcome::Tx(1), Outcome::Tx(1)]);
         for (pkt, (mac, ttl)) in pkts.iter().zip([(H2_MAC, 63), (GW_MAC, 8)]) {
             let s = SlicedPacket::from_ethernet(pkt).unwrap();
@@ -224,7 +253,9 @@ mod tests {
             let eth = eth.ethernet2().unwrap();
             assert_eq!(eth.destination, mac);
             assert_eq!(eth.source, P1_MAC);
-            let etherparse::NetSlice::Ipv4(ip) = s.net.unwrap() else { panic!("not ipv4") };
+            let etherparse::NetSlice::Ipv4(ip) = s.net.unwrap() else {
+                panic!("not ipv4")
+            };
             let h = ip.header().to_header();
             assert_eq!(h.time_to_live, ttl);
             assert_eq!(h.header_checksum, h.calc_header_checksum());
@@ -266,12 +297,21 @@ mod tests {
 
     #[test]
     fn unresolved_next_hops_ask_for_resolution_after_ttl_decrement() {
-        let (pkts, out) = run(vec![udp([198, 19, 0, 1], 64, P0_MAC), udp([10, 0, 2, 77], 64, P0_MAC)]);
+        let (pkts, out) = run(vec![
+            udp([198, 19, 0, 1], 64, P0_MAC),
+            udp([10, 0, 2, 77], 64, P0_MAC),
+        ]);
         assert_eq!(
             out,
             vec![
-                Outcome::Resolve(NextHopKey { port: 1, ip: 0x0a00_0209 }),
-                Outcome::Resolve(NextHopKey { port: 1, ip: 0x0a00_024d }),
+                Outcome::Resolve(NextHopKey {
+                    port: 1,
+                    ip: 0x0a00_0209
+                }),
+                Outcome::Resolve(NextHopKey {
+                    port: 1,
+                    ip: 0x0a00_024d
+                }),
             ]
         );
         assert_eq!(pkts[0][14 + 8], 63);

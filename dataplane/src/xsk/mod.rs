@@ -46,7 +46,10 @@ pub mod sys;
 mod umem;
 
 pub use rings::{XskCounters, XskRings};
-pub use socket::{BindMode, BusyPoll, Kick, SocketConfig, XskSocket, ifindex, queue_count};
+pub use socket::{
+    BindMode, BusyPoll, Kick, SocketConfig, XskSocket, ifindex, poll_rx_any, queue_count,
+    statistics,
+};
 pub use sys::{XdpDesc, XdpStatistics};
 pub use umem::{Frame, FrameBoundsError, Umem, UmemBacking, UmemConfig};
 

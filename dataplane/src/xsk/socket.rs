@@ -555,14 +555,7 @@ impl XskSocket {
     ///
     /// When `getsockopt` fails.
     pub fn statistics(&self) -> io::Result<XdpStatistics> {
-        let (stats, len) = getsockopt::<XdpStatistics>(self.fd.as_fd(), SOL_XDP, XDP_STATISTICS)
-            .map_err(|e| context(e, "getsockopt(XDP_STATISTICS)"))?;
-        if len < XDP_STATISTICS_V1_SIZE {
-            return Err(io::Error::other(format!(
-                "XDP_STATISTICS returned {len} bytes"
-            )));
-        }
-        Ok(stats)
+        statistics(self.fd.as_fd())
     }
 
     /// Counters of the token layer and of wakeups (ours, not the kernel's).
@@ -953,6 +946,57 @@ impl AlsoErr for io::Error {
             format!("{self} (after XDP_ZEROCOPY bind failed: {other})"),
         )
     }
+}
+
+/// The kernel's drop counters (`XDP_STATISTICS`) of the AF_XDP socket `fd`, for readers that hold
+/// a duplicate of a worker's socket fd (the control socket reports them while workers run).
+///
+/// # Errors
+///
+/// When `getsockopt` fails (e.g. `fd` is not an AF_XDP socket).
+pub fn statistics(fd: BorrowedFd<'_>) -> io::Result<XdpStatistics> {
+    let (stats, len) = getsockopt::<XdpStatistics>(fd, SOL_XDP, XDP_STATISTICS)
+        .map_err(|e| context(e, "getsockopt(XDP_STATISTICS)"))?;
+    if len < XDP_STATISTICS_V1_SIZE {
+        return Err(io::Error::other(format!(
+            "XDP_STATISTICS returned {len} bytes"
+        )));
+    }
+    Ok(stats)
+}
+
+/// Most sockets [`poll_rx_any`] waits on at once (one per port).
+const POLL_MAX: usize = 64;
+
+/// Waits up to `timeout_ms` until any of `socks` has received packets (`poll(POLLIN)` on all of
+/// them): how an idle worker sleeps without missing traffic on any of its ports. Returns whether
+/// one has. Sockets beyond the first 64 are not waited on.
+///
+/// # Errors
+///
+/// `poll` failures other than `EINTR` (which returns `Ok(false)`).
+pub fn poll_rx_any(socks: &[&XskSocket], timeout_ms: i32) -> io::Result<bool> {
+    let mut pfds = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; POLL_MAX];
+    let n = socks.len().min(POLL_MAX);
+    for (pfd, s) in pfds.iter_mut().zip(socks) {
+        pfd.fd = s.fd.as_raw_fd();
+    }
+    // SAFETY: `pfds[..n]` are valid, writable pollfds for the duration of the call, and `n` is
+    // their count.
+    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, timeout_ms) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(e)
+        };
+    }
+    Ok(pfds[..n].iter().any(|p| p.revents & libc::POLLIN != 0))
 }
 
 #[cfg(test)]

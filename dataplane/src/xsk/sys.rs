@@ -203,6 +203,20 @@ pub struct XdpStatistics {
     pub tx_ring_empty_descs: u64,
 }
 const _: () = assert!(size_of::<XdpStatistics>() == 48);
+
+impl XdpStatistics {
+    /// The counters with their uAPI names, for reports and metrics.
+    pub fn named(&self) -> [(&'static str, u64); 6] {
+        [
+            ("rx_dropped", self.rx_dropped),
+            ("rx_invalid_descs", self.rx_invalid_descs),
+            ("tx_invalid_descs", self.tx_invalid_descs),
+            ("rx_ring_full", self.rx_ring_full),
+            ("rx_fill_ring_empty_descs", self.rx_fill_ring_empty_descs),
+            ("tx_ring_empty_descs", self.tx_ring_empty_descs),
+        ]
+    }
+}
 /// Size of `struct xdp_statistics_v1` (the first three counters, before Linux 5.9).
 pub const XDP_STATISTICS_V1_SIZE: usize = 24;
 
