@@ -1,6 +1,7 @@
 //! The `xfwd` command: `xfwd run` starts the dataplane in the foreground; `xfwd show …` asks the
 //! running instance over its control socket.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;

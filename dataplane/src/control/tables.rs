@@ -29,7 +29,7 @@ pub fn ports(state: &KernelState, names: &[String]) -> Result<Vec<PortInfo>> {
             let Some(link) = state.link_by_name(name) else {
                 bail!("interface {name} does not exist in this network namespace");
             };
-            let Some(mac) = link.mac else {
+            let Some(mac) = link.mac.filter(|m| *m != [0; 6]) else {
                 bail!("interface {name} has no Ethernet address; xfwd forwards between Ethernet interfaces");
             };
             Ok(port_info(link, mac))

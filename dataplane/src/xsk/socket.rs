@@ -656,14 +656,46 @@ pub fn ifindex(name: &str) -> io::Result<u32> {
 }
 
 /// Number of queues AF_XDP can bind on an interface (`max(rx, tx) + combined` channels from
-/// `ETHTOOL_GCHANNELS`), in the calling thread's network namespace.
+/// `ETHTOOL_GCHANNELS`), in the calling thread's network namespace. Drivers without channel
+/// support (`EOPNOTSUPP`, e.g. loopback, many virtual devices) are counted by their RX queues in
+/// sysfs, which is the kernel's `real_num_rx_queues`.
 ///
 /// # Errors
 ///
-/// When the interface does not exist or its driver does not report channels.
+/// When the interface does not exist or neither source reports its queues.
 pub fn queue_count(ifindex: u32) -> io::Result<u32> {
-    let ch = ethtool_channels(ifindex)?;
-    Ok(ch.rx_count.max(ch.tx_count) + ch.combined_count)
+    match ethtool_channels(ifindex) {
+        Ok(ch) => Ok(ch.rx_count.max(ch.tx_count) + ch.combined_count),
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            sysfs_rx_queues(ifindex).map_err(|s| {
+                context(
+                    s,
+                    format!("counting RX queues (ethtool channels unsupported: {e})"),
+                )
+            })
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Counts `/sys/class/net/NAME/queues/rx-*`.
+fn sysfs_rx_queues(ifindex: u32) -> io::Result<u32> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` is IF_NAMESIZE writable bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) };
+    if p.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: on success if_indextoname wrote a NUL-terminated name into `name`.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_string_lossy()
+        .into_owned();
+    let dir = std::fs::read_dir(format!("/sys/class/net/{name}/queues"))?;
+    let n = dir
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    u32::try_from(n).map_err(|_| io::Error::other("queue count overflows u32"))
 }
 
 // --- setup helpers ---
