@@ -60,7 +60,7 @@ impl XfwdTopo {
             "--log-level",
             "debug",
         ];
-        if !extra.iter().any(|a| *a == "--cpus") {
+        if !extra.contains(&"--cpus") {
             argv.extend(["--cpus", &cpu]);
         }
         argv.extend_from_slice(extra);
