@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{XfwdTopo, behind_h2, collect_udp};
 use xfwd_testbed::packet::Malform;
-use xfwd_testbed::process::{Signal, ping};
+use xfwd_testbed::process::ping;
 use xfwd_testbed::{End, require_privileges};
 
 const PORT: u16 = 7777;
