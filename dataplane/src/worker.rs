@@ -29,7 +29,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::control::config::IdleMode;
 use crate::drop::DropReason;
-use crate::fib::{AdjState, Fib, NextHopKey, PortId};
+use crate::fib::{AdjState, FastMap, Fib, NextHopKey, PortId};
 use crate::neigh::{Parked, Pending, PendingLimits};
 use crate::node::{self, BATCH, Outcome, PacketBatch};
 use crate::stats::{LocalStats, WorkerStats};
@@ -154,10 +154,12 @@ fn run(setup: WorkerSetup) {
     let mut fib_cache = arc_swap::Cache::new(fib);
     let mut local = LocalStats::new(nports);
     let mut parked: Pending<Frame> = Pending::new(pending);
+    let mut confirm = Confirm::default();
     let mut rx: Vec<Frame> = Vec::with_capacity(BATCH);
     let mut out = [Outcome::Drop(DropReason::NoRoute); BATCH];
     let started = Instant::now();
     let mut last_settle = started;
+    let mut last_housekeeping = started;
     let mut generation_seen = 0;
     let mut idle_loops = 0u32;
 
@@ -192,6 +194,10 @@ fn run(setup: WorkerSetup) {
             for (frame, outcome) in rx.drain(..).zip(out.iter()) {
                 match *outcome {
                     Outcome::Tx(q) => ports[usize::from(q)].tx.push(frame),
+                    Outcome::TxStale(key) => {
+                        ports[usize::from(key.port)].tx.push(frame);
+                        confirm.ask(key, t0, &resolve);
+                    }
                     Outcome::Drop(reason) => {
                         local.drop(reason);
                         free.push(frame);
@@ -219,6 +225,10 @@ fn run(setup: WorkerSetup) {
             }
         }
 
+        if !confirm.asked.is_empty() && t0.duration_since(last_housekeeping) >= SETTLE_EVERY {
+            last_housekeeping = t0;
+            confirm.forget_before(t0);
+        }
         // Release or give up on parked packets when the tables changed, and now and then for
         // timeouts.
         if !parked.is_empty()
@@ -280,6 +290,38 @@ fn run(setup: WorkerSetup) {
     local.publish(&stats);
     stats.pending.set(0);
     tracing::debug!(worker = id, "stopped");
+}
+
+/// Rate limit for asking the kernel to confirm `STALE` neighbours that traffic is using: at most
+/// once per next hop per [`CONFIRM_EVERY`] from this worker (the control thread dedups across
+/// workers). The kernel moves the entry to DELAY, probes it, and reports REACHABLE (or FAILED);
+/// until a snapshot says so, every packet through it lands here, so this must stay cheap.
+#[derive(Default)]
+struct Confirm {
+    asked: FastMap<u64, Instant>,
+}
+
+/// How often one worker asks for the same stale neighbour to be confirmed.
+const CONFIRM_EVERY: Duration = Duration::from_secs(1);
+
+impl Confirm {
+    #[inline]
+    fn ask(&mut self, key: NextHopKey, now: Instant, resolve: &Sender<NextHopKey>) {
+        match self.asked.get_mut(&key.packed()) {
+            Some(last) if now.duration_since(*last) < CONFIRM_EVERY => return,
+            Some(last) => *last = now,
+            None => {
+                self.asked.insert(key.packed(), now);
+            }
+        }
+        // A full channel: the next packet through this neighbour asks again.
+        let _ = resolve.try_send(key);
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        self.asked
+            .retain(|_, t| now.duration_since(*t) < CONFIRM_EVERY);
+    }
 }
 
 /// Moves port `q`'s staged frames onto its TX ring and kicks the kernel. Frames the ring cannot

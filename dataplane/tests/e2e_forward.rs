@@ -363,3 +363,74 @@ fn two_workers_on_two_queues_forward() {
     assert_eq!(s["workers"].as_array().unwrap().len(), 2);
     assert!(s["forwarded"].as_u64().unwrap() >= 6);
 }
+
+#[test]
+fn stale_neighbour_in_use_is_confirmed_and_a_changed_mac_relearned() {
+    require_privileges!();
+    let x = XfwdTopo::start("xe9", &[]).unwrap();
+    let t = &x.topo;
+    let h2 = t.iface(End::H2).addr.to_string();
+    for (k, v) in [("delay_first_probe_time", "1"), ("retrans_time_ms", "200")] {
+        t.router()
+            .sysctl(&format!("net.ipv4.neigh.p1.{k}"), v)
+            .unwrap();
+    }
+    // The router believes h2 has another MAC, and the entry is STALE: Linux would use it, and
+    // its own traffic through it would make the kernel probe it.
+    t.router()
+        .exec(&[
+            "ip",
+            "neigh",
+            "replace",
+            &h2,
+            "dev",
+            "p1",
+            "lladdr",
+            "02:00:00:00:99:99",
+            "nud",
+            "stale",
+        ])
+        .unwrap();
+    let tx = x.h1_socket();
+    let rx = x.h2_socket();
+    let frame = t
+        .frame_from(End::H1, t.iface(End::H2).addr)
+        .udp(40000, PORT, b"stale")
+        .unwrap();
+    let h2_mac = t.iface(End::H2).mac;
+    let mut misaddressed = 0;
+    let mut delivered = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        tx.send(&frame).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        for p in collect_udp(&rx, PORT, 1, Duration::from_millis(10)) {
+            // The raw socket sees frames for any MAC: count the ones h2's stack would take.
+            if p.dst_mac == h2_mac {
+                delivered += 1
+            } else {
+                misaddressed += 1
+            }
+        }
+        if delivered >= 3 {
+            break;
+        }
+    }
+    assert!(
+        misaddressed > 0,
+        "the stale entry's MAC was used first, as Linux would"
+    );
+    let neigh = t
+        .router()
+        .exec(&["ip", "neigh", "show", &h2, "dev", "p1"])
+        .unwrap();
+    let neigh = String::from_utf8_lossy(&neigh.stdout);
+    assert!(
+        delivered >= 3,
+        "traffic recovered once the kernel relearned h2's MAC; neigh: {neigh}"
+    );
+    assert!(
+        neigh.contains("02:00:00:00:02:02"),
+        "kernel learned the real MAC: {neigh}"
+    );
+}

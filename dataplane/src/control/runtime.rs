@@ -148,6 +148,13 @@ pub fn run(cfg: RunConfig) -> Result<()> {
         let mut sockets = Vec::new();
         for (port, p) in ports.iter().enumerate() {
             let s = bind_socket(&umem, p.ifindex, &p.name, w as u32, &sock_cfg)?;
+            // One kick can send a whole ring in copy mode (Linux 6.17+); older kernels send 32
+            // per kick and the worker kicks again.
+            if !s.zero_copy()
+                && let Err(e) = s.set_tx_budget(cfg.ring_size)
+            {
+                tracing::debug!("{} queue {w}: keeping the kernel's TX budget: {e}", p.name);
+            }
             zero_copy[port] &= s.zero_copy();
             if let Some(why) = s.zero_copy_refused() {
                 tracing::info!("{} queue {w}: copy mode ({why})", p.name);
@@ -311,12 +318,32 @@ fn follow_kernel(
                 continue;
             };
             let ip = Ipv4Addr::from_bits(key.ip);
+            if !needs_kernel_resolution(state, port.ifindex, ip) {
+                continue;
+            }
             if let Err(e) = nl.resolve_neigh(port.ifindex, ip) {
                 tracing::debug!("asking the kernel to resolve {ip} on {}: {e}", port.name);
             }
         }
     }
     Ok(())
+}
+
+/// Whether asking the kernel to resolve (`NTF_USE`) this neighbour is useful and safe: when it is
+/// absent, incomplete, failed or `STALE` (Linux's `neigh_event_send` moves STALE to DELAY and
+/// probes it). Never for PERMANENT or NOARP entries, which `NTF_USE` would turn into INCOMPLETE,
+/// and not while the kernel is already confirming one (REACHABLE, DELAY, PROBE).
+fn needs_kernel_resolution(state: &KernelState, ifindex: u32, ip: Ipv4Addr) -> bool {
+    use super::netlink::NudState;
+    let Some(n) = state.neigh(ifindex, ip) else {
+        return true;
+    };
+    let busy = NudState::PERMANENT.bits()
+        | NudState::NOARP.bits()
+        | NudState::REACHABLE.bits()
+        | NudState::DELAY.bits()
+        | NudState::PROBE.bits();
+    n.state.bits() & busy == 0
 }
 
 /// Hands traffic back to the kernel, then stops the workers.

@@ -125,6 +125,8 @@ pub fn neigh_inputs(state: &KernelState) -> impl Iterator<Item = NeighInput> + '
         mac: n.mac,
         valid: n.state.is_valid(),
         failed: n.state.is_failed(),
+        // Exactly STALE: PERMANENT and NOARP entries never need (and must not get) a confirmation.
+        stale: n.state.bits() == super::netlink::NudState::STALE.bits(),
     })
 }
 

@@ -143,6 +143,8 @@ pub struct NeighInput {
     pub valid: bool,
     /// `NUD_FAILED`: resolution failed.
     pub failed: bool,
+    /// `NUD_STALE`: usable, but the kernel wants traffic through it to trigger a confirmation.
+    pub stale: bool,
 }
 
 /// The route half of a snapshot.
@@ -173,8 +175,24 @@ pub struct Adj {
     pub port: PortId,
     /// Egress MTU.
     pub mtu: u32,
+    /// The next hop's address, host order.
+    pub ip: u32,
+    /// The kernel's entry is `STALE`: forwarding through it should ask the kernel to confirm it,
+    /// as Linux's `neigh_event_send` does for its own traffic.
+    pub stale: bool,
     /// Destination MAC, source MAC (the port's), EtherType IPv4.
     pub l2: [u8; L2_LEN],
+}
+
+impl Adj {
+    /// The next hop this rewrite belongs to.
+    #[inline]
+    pub fn key(&self) -> NextHopKey {
+        NextHopKey {
+            port: self.port,
+            ip: self.ip,
+        }
+    }
 }
 
 /// The neighbour half of a snapshot.
@@ -321,7 +339,7 @@ impl AdjTable {
                 port,
                 ip: n.ip.to_bits(),
             };
-            hosts.insert(key.packed(), adj_for(&ports[port as usize], port, &n));
+            hosts.insert(key.packed(), adj_for(&ports[port as usize], key, &n));
         }
         let gateways = routes
             .nexthops
@@ -330,7 +348,7 @@ impl AdjTable {
                 hosts
                     .get(&key.packed())
                     .copied()
-                    .unwrap_or_else(|| incomplete(ports, key.port))
+                    .unwrap_or_else(|| incomplete(ports, *key))
             })
             .collect();
         AdjTable { gateways, hosts }
@@ -342,7 +360,7 @@ impl AdjTable {
         self.hosts
             .get(&key.packed())
             .copied()
-            .unwrap_or_else(|| incomplete(ports, key.port))
+            .unwrap_or_else(|| incomplete(ports, key))
     }
 
     /// Number of neighbours known.
@@ -351,21 +369,24 @@ impl AdjTable {
     }
 }
 
-fn incomplete(ports: &[PortInfo], port: PortId) -> Adj {
+fn incomplete(ports: &[PortInfo], key: NextHopKey) -> Adj {
     Adj {
         state: AdjState::Incomplete,
-        port,
-        mtu: ports.get(port as usize).map_or(0, |p| p.mtu),
+        port: key.port,
+        mtu: ports.get(usize::from(key.port)).map_or(0, |p| p.mtu),
+        ip: key.ip,
+        stale: false,
         l2: [0; L2_LEN],
     }
 }
 
-fn adj_for(p: &PortInfo, port: PortId, n: &NeighInput) -> Adj {
-    let mut adj = incomplete(std::slice::from_ref(p), 0);
-    adj.port = port;
+fn adj_for(p: &PortInfo, key: NextHopKey, n: &NeighInput) -> Adj {
+    let mut adj = incomplete(std::slice::from_ref(p), NextHopKey { port: 0, ..key });
+    adj.port = key.port;
     match (n.valid, n.mac) {
         (true, Some(mac)) => {
             adj.state = AdjState::Resolved;
+            adj.stale = n.stale;
             adj.l2[..6].copy_from_slice(&mac);
             adj.l2[6..12].copy_from_slice(&p.mac);
             adj.l2[12..].copy_from_slice(&0x0800u16.to_be_bytes());

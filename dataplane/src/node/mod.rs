@@ -48,6 +48,9 @@ pub trait PacketBatch {
 pub enum Outcome {
     /// Rewritten and ready to send on this port.
     Tx(PortId),
+    /// Rewritten and ready to send on `key.port`, through a `STALE` neighbour entry: the kernel
+    /// should be asked to confirm it (Linux `neigh_event_send` on its own output path).
+    TxStale(NextHopKey),
     /// Forwardable, but the next hop's MAC is not known: TTL already decremented, the L2 header
     /// is written when the neighbour resolves.
     Resolve(NextHopKey),
@@ -123,7 +126,11 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
         out[i] = match next {
             Ok(adj) => {
                 ip4_rewrite::ip4_rewrite(frame, &adj.l2);
-                Outcome::Tx(adj.port)
+                if adj.stale {
+                    Outcome::TxStale(adj.key())
+                } else {
+                    Outcome::Tx(adj.port)
+                }
             }
             Err(key) => Outcome::Resolve(key),
         };
@@ -207,6 +214,7 @@ mod tests {
             mac: Some(mac),
             valid: true,
             failed: false,
+            stale: false,
         };
         let adj = AdjTable::build(
             &routes,

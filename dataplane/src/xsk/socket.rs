@@ -362,17 +362,7 @@ impl XskSocket {
             set_busy_poll(sfd, bp)?;
         }
         if let Some(budget) = cfg.tx_budget {
-            setsockopt(sfd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget).map_err(|e| {
-                let why = match e.raw_os_error() {
-                    Some(libc::ENOPROTOOPT) => " (needs Linux 6.17+)",
-                    Some(libc::EACCES) => " (must be in 32..=TX ring size)",
-                    _ => "",
-                };
-                context(
-                    e,
-                    format!("setsockopt(XDP_MAX_TX_SKB_BUDGET = {budget}){why}"),
-                )
-            })?;
+            set_tx_budget(sfd, budget)?;
         }
 
         if primary.is_none() {
@@ -556,6 +546,17 @@ impl XskSocket {
     /// When `getsockopt` fails.
     pub fn statistics(&self) -> io::Result<XdpStatistics> {
         statistics(self.fd.as_fd())
+    }
+
+    /// Sets `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): how many descriptors one copy-mode `sendto`
+    /// transmits before answering `EAGAIN` (kernel default 32). Can be set after bind, so callers
+    /// can treat it as best effort on older kernels.
+    ///
+    /// # Errors
+    ///
+    /// `ENOPROTOOPT` before Linux 6.17; `EACCES` outside `32..=tx_size`.
+    pub fn set_tx_budget(&self, budget: u32) -> io::Result<()> {
+        set_tx_budget(self.fd.as_fd(), budget)
     }
 
     /// Counters of the token layer and of wakeups (ours, not the kernel's).
@@ -995,6 +996,20 @@ pub fn statistics(fd: BorrowedFd<'_>) -> io::Result<XdpStatistics> {
         )));
     }
     Ok(stats)
+}
+
+fn set_tx_budget(fd: BorrowedFd<'_>, budget: u32) -> io::Result<()> {
+    setsockopt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget).map_err(|e| {
+        let why = match e.raw_os_error() {
+            Some(libc::ENOPROTOOPT) => " (needs Linux 6.17+)",
+            Some(libc::EACCES) => " (must be in 32..=TX ring size)",
+            _ => "",
+        };
+        context(
+            e,
+            format!("setsockopt(XDP_MAX_TX_SKB_BUDGET = {budget}){why}"),
+        )
+    })
 }
 
 /// Most sockets [`poll_rx_any`] waits on at once (one per port).
