@@ -20,6 +20,8 @@ pub mod neigh;
 /// Pipeline stages, named after the Linux path: `eth_input`, `ip4_input`, `ip4_lookup`,
 /// `ip4_forward`, `ip4_rewrite`.
 pub mod node;
+/// The capabilities xfwd needs, checked up front.
+pub mod privileges;
 /// Per-worker counters, written by one worker and summed on read.
 pub mod stats;
 /// Typed zero-copy views over Ethernet, IPv4 and ICMPv4, and the Internet checksum. No I/O.

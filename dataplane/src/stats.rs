@@ -10,7 +10,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
-use serde::Serialize;
 
 use crate::drop::DropReason;
 
@@ -163,23 +162,6 @@ impl LocalStats {
             self.tx_kicks = 0;
         }
     }
-}
-
-/// Interface totals across workers, as `xfwd show stats` reports them.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
-pub struct InterfaceTotals {
-    /// Interface name.
-    pub name: String,
-    /// Kernel interface index.
-    pub ifindex: u32,
-    /// Frames received by xfwd on this interface.
-    pub rx_packets: u64,
-    /// Bytes received.
-    pub rx_bytes: u64,
-    /// Frames transmitted by xfwd on this interface.
-    pub tx_packets: u64,
-    /// Bytes transmitted.
-    pub tx_bytes: u64,
 }
 
 /// Sums per-port counters over workers.

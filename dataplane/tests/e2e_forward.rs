@@ -81,12 +81,7 @@ fn live_route_change_takes_effect_without_restart() {
     let t = &x.topo;
     let dst = behind_h2(t, 9);
     let prefix = t.behind_h2()[0].to_string();
-    t.resolve_neighbours().unwrap();
-    assert!(
-        ping(t.h1(), t.iface(End::H2).addr, 1, None)
-            .unwrap()
-            .all_replied()
-    );
+    x.warm_up();
 
     let tx = x.h1_socket();
     let rx = x.h2_socket();
@@ -158,8 +153,7 @@ fn route_change_under_load_does_not_stall_forwarding() {
     let t = &x.topo;
     let h2 = t.iface(End::H2).addr;
     let prefix = t.behind_h2()[0].to_string();
-    t.resolve_neighbours().unwrap();
-    assert!(ping(t.h1(), h2, 1, None).unwrap().all_replied());
+    x.warm_up();
     let tx = x.h1_socket();
     let rx = x.h2_socket();
     let frame = t
@@ -289,8 +283,7 @@ fn ttl_expiring_packets_are_not_forwarded() {
     let x = XfwdTopo::start("xe6", &[]).unwrap();
     let t = &x.topo;
     let h2 = t.iface(End::H2).addr;
-    t.resolve_neighbours().unwrap();
-    assert!(ping(t.h1(), h2, 1, None).unwrap().all_replied());
+    x.warm_up();
     let tx = x.h1_socket();
     let rx = x.h2_socket();
     for ttl in [1u8, 0, 1] {
@@ -313,8 +306,7 @@ fn malformed_ipv4_is_dropped_and_counted_by_reason() {
     let x = XfwdTopo::start("xe7", &[]).unwrap();
     let t = &x.topo;
     let h2 = t.iface(End::H2).addr;
-    t.resolve_neighbours().unwrap();
-    assert!(ping(t.h1(), h2, 1, None).unwrap().all_replied());
+    x.warm_up();
     let tx = x.h1_socket();
     let rx = x.h2_socket();
     let cases = [

@@ -4,7 +4,6 @@
 pub mod config;
 pub mod mirror;
 pub mod netlink;
-pub mod privileges;
 pub mod report;
 pub mod runtime;
 pub mod server;

@@ -48,7 +48,7 @@ const RESOLVE_EVERY: Duration = Duration::from_millis(500);
 /// Setup failures (missing capabilities, unknown interfaces, XDP or AF_XDP refused), each
 /// naming what failed; whatever was attached is detached before returning.
 pub fn run(cfg: RunConfig) -> Result<()> {
-    super::privileges::check()?;
+    crate::privileges::check()?;
     let signalled = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while shutting down exits at once.

@@ -21,7 +21,7 @@ pub mod ip4_rewrite;
 
 use crate::drop::DropReason;
 use crate::fib::{Fib, NO_ROUTE, NextHopKey, PortId, Verdict};
-use crate::wire::EthernetAddress;
+use crate::wire::{EthernetAddress, Ipv4Packet};
 
 /// Packets per batch: the most a worker takes from one RX ring per pass.
 pub const BATCH: usize = 64;
@@ -122,7 +122,7 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             continue;
         }
         let frame = batch.packet_mut(i);
-        ip4_forward::ip_decrease_ttl(&mut frame[l3[i]..]);
+        Ipv4Packet::new_unchecked(&mut frame[l3[i]..]).decrease_ttl();
         out[i] = match next {
             Ok(adj) => {
                 ip4_rewrite::ip4_rewrite(frame, &adj.l2);

@@ -657,14 +657,7 @@ pub(crate) fn memlock_error(len: u64, limit: u64) -> io::Error {
 
 /// Whether the effective capability set holds `CAP_IPC_LOCK` (bit 14).
 pub(crate) fn has_cap_ipc_lock() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps & (1 << 14) != 0)
+    crate::privileges::has(14)
 }
 
 #[cfg(test)]

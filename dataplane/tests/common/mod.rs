@@ -74,6 +74,21 @@ impl XfwdTopo {
         })
     }
 
+    /// Makes sure the path h1 → h2 works before a test measures anything on it: hosts know the
+    /// router's MAC, the router knows h2's, and a ping crosses xfwd.
+    pub fn warm_up(&self) {
+        self.topo
+            .resolve_neighbours()
+            .expect("hosts resolve the router");
+        let h2 = self.topo.iface(End::H2).addr;
+        let r = xfwd_testbed::ping(self.topo.h1(), h2, 1, None).expect("ping");
+        assert!(
+            r.all_replied(),
+            "ping h1 -> h2 through xfwd: {r:?}\n{}",
+            self.xfwd.log()
+        );
+    }
+
     /// `xfwd show stats --json`.
     pub fn stats(&self) -> Result<Value> {
         let out = Command::new(xfwd_bin())

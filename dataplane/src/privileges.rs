@@ -41,7 +41,12 @@ pub const NEEDED: &[Cap] = &[
 /// `CAP_SYS_ADMIN` implies `CAP_BPF` (kernels before 5.8 know only the former).
 const CAP_SYS_ADMIN: u32 = 21;
 
-/// The effective capability set of this process.
+/// Whether this process has capability number `bit` (e.g. 14, `CAP_IPC_LOCK`) in effect.
+pub fn has(bit: u32) -> bool {
+    effective() & (1 << bit) != 0
+}
+
+/// The effective capability set of this process (`CapEff` in `/proc/self/status`).
 fn effective() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
