@@ -271,8 +271,7 @@ fn run(setup: WorkerSetup) {
             idle_loops += 1;
             if idle_loops >= SPIN_BEFORE_SLEEP {
                 let timeout = if parked.is_empty() { SLEEP_MS } else { 1 };
-                let socks: Vec<&XskSocket> = ports.iter().map(|p| &p.sock).collect();
-                let _ = crate::xsk::poll_rx_any(&socks, timeout);
+                let _ = crate::xsk::poll_rx_any(ports.iter().map(|p| &p.sock), timeout);
             }
         } else {
             std::hint::spin_loop();

@@ -1022,15 +1022,19 @@ const POLL_MAX: usize = 64;
 /// # Errors
 ///
 /// `poll` failures other than `EINTR` (which returns `Ok(false)`).
-pub fn poll_rx_any(socks: &[&XskSocket], timeout_ms: i32) -> io::Result<bool> {
+pub fn poll_rx_any<'a>(
+    socks: impl IntoIterator<Item = &'a XskSocket>,
+    timeout_ms: i32,
+) -> io::Result<bool> {
     let mut pfds = [libc::pollfd {
         fd: -1,
         events: libc::POLLIN,
         revents: 0,
     }; POLL_MAX];
-    let n = socks.len().min(POLL_MAX);
+    let mut n = 0;
     for (pfd, s) in pfds.iter_mut().zip(socks) {
         pfd.fd = s.fd.as_raw_fd();
+        n += 1;
     }
     // SAFETY: `pfds[..n]` are valid, writable pollfds for the duration of the call, and `n` is
     // their count.
