@@ -137,6 +137,9 @@ pub struct ForwardArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write the JSON report to this file.
+    #[arg(long, value_name = "PATH")]
+    pub save_json: Option<PathBuf>,
 }
 
 /// Ctrl-C (or SIGTERM) was received: stop, clean up, report what was measured.
@@ -933,17 +936,16 @@ mod tests {
         assert!(d.xsk["p1"].is_empty());
     }
 
-    #[test]
-    fn plan_rejects_bad_options() {
-        let base = ForwardArgs {
-            systems: vec![System::Linux],
+    fn args(systems: Vec<System>) -> ForwardArgs {
+        ForwardArgs {
+            systems,
             duration: 10.0,
             runs: 3,
             frame_size: 64,
             flows: 1,
             gen_cpu: 0,
             fwd_cpu: 0,
-            rx_napi: RxNapi::Threaded,
+            rx_napi: RxNapi::Softirq,
             warmup: 1.0,
             xfwd: None,
             xfwd_arg: vec![],
@@ -951,7 +953,69 @@ mod tests {
             udp_port: 9,
             dst: Ipv4Addr::new(198, 18, 0, 2),
             json: false,
+            save_json: None,
+        }
+    }
+
+    fn no_stop() -> Stop {
+        Stop(Arc::new(AtomicBool::new(false)))
+    }
+
+    #[test]
+    fn linux_forwards_and_is_measured() -> Result<()> {
+        xfwd_testbed::require_privileges!();
+        let last = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .len()
+            .max(1)
+            - 1;
+        let a = ForwardArgs {
+            duration: 0.5,
+            warmup: 0.2,
+            runs: 1,
+            fwd_cpu: last,
+            ..args(vec![System::Linux])
         };
+        let report = run(a, "test".into(), &no_stop())?;
+        let linux = &report.results[0];
+        assert_eq!(linux.error, None);
+        let r = &linux.runs[0];
+        assert!(r.delivered_pps > 1000.0, "{r:?}");
+        assert!(r.offered_pps >= r.delivered_pps * 0.99, "{r:?}");
+        assert!((-1.0..=100.0).contains(&r.loss_pct), "{r:?}");
+        assert_eq!(r.router_rx_pps.map(|p| p > 0.0), Some(true), "{r:?}");
+        assert!(r.generator_busy > 0.5, "generator anchored: {r:?}");
+        assert!(report.ratio_xfwd_linux.is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn a_system_that_does_not_start_is_reported() -> Result<()> {
+        xfwd_testbed::require_privileges!();
+        let a = ForwardArgs {
+            duration: 0.5,
+            warmup: 0.2,
+            runs: 2,
+            xfwd: Some("/bin/false".into()),
+            ..args(vec![System::Xfwd])
+        };
+        let report = run(a, "test".into(), &no_stop())?;
+        let xfwd = &report.results[0];
+        let e = xfwd.error.as_deref().unwrap_or_default();
+        assert!(e.starts_with("run 1: xfwd failed to start"), "{e}");
+        assert!(xfwd.runs.is_empty());
+        assert_eq!(xfwd.delivered_pps_median, None);
+        assert!(
+            report
+                .render()
+                .contains("xfwd   FAILED: run 1: xfwd failed to start")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn plan_rejects_bad_options() {
+        let base = args(vec![System::Linux]);
         assert!(Plan::new(base.clone()).is_ok());
         let bad = [
             ForwardArgs {

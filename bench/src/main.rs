@@ -59,9 +59,15 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             require_root()?;
             let stop = install_signal_handlers()?;
             let json = args.json;
+            let save = args.save_json.clone();
             let report = forward::run(args, command_line(), &stop)?;
+            let text = serde_json::to_string_pretty(&report)?;
+            if let Some(path) = save {
+                std::fs::write(&path, format!("{text}\n"))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{text}");
             } else {
                 print!("{}", report.render());
             }

@@ -340,11 +340,13 @@ impl ForwardReport {
                 (Some(d), Some(o), Some(cpu)) => {
                     let _ = writeln!(
                         s,
-                        "  {:<6} delivered {} Mpps of {} Mpps offered (loss {:.1} %); fwd CPU {} usr/sys/si/idle %",
+                        "  {:<6} delivered {} Mpps of {} Mpps offered (loss {:.1} %); \
+                         usr/sys/si/idle % gen CPU {}, fwd CPU {}",
                         r.system,
                         mpps(d),
                         mpps(o),
                         r.loss_pct_median.unwrap_or(f64::NAN),
+                        cpu_cell(&cpu.generator).replace(' ', ""),
                         cpu_cell(&cpu.forwarding).replace(' ', ""),
                     );
                 }
