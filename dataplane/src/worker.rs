@@ -272,6 +272,12 @@ fn run(setup: WorkerSetup) {
             if idle_loops >= SPIN_BEFORE_SLEEP {
                 let timeout = if parked.is_empty() { SLEEP_MS } else { 1 };
                 let _ = crate::xsk::poll_rx_any(ports.iter().map(|p| &p.sock), timeout);
+            } else {
+                // Nothing to do: let whatever else is runnable on this CPU go first. When the
+                // kernel's receive processing (a threaded NAPI poller, ksoftirqd) shares the
+                // worker's core, spinning would starve the very thread that fills our RX ring;
+                // on a dedicated core sched_yield returns at once.
+                std::thread::yield_now();
             }
         } else {
             std::hint::spin_loop();
