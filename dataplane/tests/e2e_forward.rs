@@ -237,7 +237,10 @@ fn unresolved_next_hop_is_resolved_by_the_kernel_and_packets_are_released() {
         neigh.contains(&h2.to_string()) && neigh.contains("lladdr"),
         "kernel resolved h2: {neigh}"
     );
-    assert_eq!(x.stats().unwrap()["workers"][0]["pending"], 0);
+    // Counters are published a batch at a time: wait for the snapshot taken
+    // after the release rather than racing the worker.
+    let s = x.wait_stats(Duration::from_secs(2), |s| s["workers"][0]["pending"] == 0);
+    assert_eq!(s["workers"][0]["pending"], 0, "{s:#}");
 }
 
 #[test]
