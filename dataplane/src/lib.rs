@@ -28,5 +28,6 @@ pub mod stats;
 pub mod wire;
 /// The per-core run-to-completion loop.
 pub mod worker;
-/// AF_XDP: the `if_xdp.h` uAPI mirror, UMEM, ring cursors and sockets. All of the crate's `unsafe`.
+/// AF_XDP: the `if_xdp.h` uAPI mirror, UMEM, ring cursors and sockets. All of the crate's `unsafe`
+/// but `fib::dir16`'s address-space reservation.
 pub mod xsk;

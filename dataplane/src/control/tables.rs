@@ -198,7 +198,12 @@ impl TableBuilder {
             change.intersects(Change::LINKS | Change::ADDRS | Change::ROUTES | Change::NEXTHOPS);
         if routes_changed {
             let local: Vec<Ipv4Addr> = state.local_addrs().into_iter().collect();
-            self.routes = Arc::new(RouteTable::build(route_inputs(state), local, &self.ports));
+            match RouteTable::build(route_inputs(state), local, &self.ports) {
+                Ok(t) => self.routes = Arc::new(t),
+                Err(e) => {
+                    tracing::error!("rebuilding the route table (keeping the previous one): {e}")
+                }
+            }
         }
         let adj = AdjTable::build(&self.routes, neigh_inputs(state), &self.ports);
         self.generation += 1;

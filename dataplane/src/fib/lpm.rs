@@ -133,6 +133,32 @@ impl Lpm {
         }
     }
 
+    /// The value of exactly `prefix/len`.
+    pub fn get(&self, prefix: u32, len: u8) -> Option<u32> {
+        self.tables
+            .get(len as usize)?
+            .get(&(prefix & mask(len)))
+            .copied()
+    }
+
+    /// The longest prefix strictly shorter than `len` that covers `prefix`, as `(length, value)`:
+    /// what takes over `prefix/len`'s addresses when it is removed.
+    pub fn covering(&self, prefix: u32, len: u8) -> Option<(u8, u32)> {
+        self.lengths.iter().filter(|&&l| l < len).find_map(|&l| {
+            self.tables[l as usize]
+                .get(&(prefix & mask(l)))
+                .map(|&v| (l, v))
+        })
+    }
+
+    /// Every prefix as `(prefix, length, value)`, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u8, u32)> + '_ {
+        self.tables
+            .iter()
+            .enumerate()
+            .flat_map(|(l, t)| t.iter().map(move |(&p, &v)| (p, l as u8, v)))
+    }
+
     /// Number of prefixes.
     pub fn len(&self) -> usize {
         self.len

@@ -18,12 +18,16 @@
 //! `neigh_output` finds the cached hardware header separately, so ARP churn never rebuilds the
 //! route table (a full table takes seconds to build; a neighbour update must take microseconds).
 
+pub mod dir16;
 pub mod lpm;
+pub mod rib;
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
+pub use dir16::{Dir16, Grace};
 pub use lpm::{FastMap, Lpm};
+pub use rib::{Rib, RibError};
 
 use crate::drop::DropReason;
 
@@ -147,12 +151,18 @@ pub struct NeighInput {
     pub stale: bool,
 }
 
-/// The route half of a snapshot.
+/// The route half of a snapshot: the lookup structure (shared with the [`RouteSet`] that updates
+/// it in place) and the entries its results name.
 #[derive(Debug, Default)]
 pub struct RouteTable {
-    lpm: Lpm,
-    entries: Vec<FibEntry>,
-    nexthops: Vec<NextHopKey>,
+    /// `None` only for the empty table before the first build.
+    dir: Option<Arc<Dir16>>,
+    /// Held while this snapshot is in use: chunks retired after it was published are not reused
+    /// until every holder is gone.
+    grace: Arc<Grace>,
+    entries: Arc<[FibEntry]>,
+    nexthops: Arc<[NextHopKey]>,
+    prefixes: usize,
 }
 
 /// Resolution state of a next hop.
@@ -232,77 +242,223 @@ pub enum Verdict<'a> {
 }
 
 /// The lookup result meaning "no route" (no entry index is this large).
-pub const NO_ROUTE: u32 = u32::MAX;
+pub const NO_ROUTE: u32 = dir16::MISS;
 
-impl RouteTable {
-    /// Builds the route half from the best route of each prefix, the router's own addresses and
+/// The control-plane side of the route table: every prefix (the [`Rib`]), the entries and next
+/// hops their values name, and how to change one prefix in place.
+#[derive(Debug)]
+pub struct RouteSet {
+    rib: Rib,
+    entries: Vec<FibEntry>,
+    entry_ids: std::collections::HashMap<FibEntry, u32>,
+    nexthops: Vec<NextHopKey>,
+    nh_ids: FastMap<u64, u32>,
+    /// Kernel ifindex of each port.
+    ifindexes: Vec<u32>,
+    /// The router's own addresses: their /32 is `Local` whatever the routes say.
+    local: std::collections::HashSet<u32>,
+    /// The entries and next hops as last published (they only grow between full builds).
+    shared: Option<(Arc<[FibEntry]>, Arc<[NextHopKey]>)>,
+}
+
+/// What [`RouteSet::set`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetOutcome {
+    /// The prefix was changed in place (or already had that answer).
+    Done,
+    /// The route names an entry or next hop the published snapshot does not know: readers of
+    /// the current snapshot could not interpret it, so the caller rebuilds the table instead.
+    NeedsRebuild,
+}
+
+impl RouteSet {
+    /// Builds the route set from the best route of each prefix, the router's own addresses and
     /// the ports. Routes for prefixes longer than 32 are skipped (the kernel never sends them).
+    ///
+    /// # Errors
+    ///
+    /// When the lookup structure cannot be reserved or is full.
     pub fn build(
         routes: impl IntoIterator<Item = RouteInput>,
         local: impl IntoIterator<Item = Ipv4Addr>,
         ports: &[PortInfo],
-    ) -> Self {
-        let mut t = RouteTable::default();
-        let mut entry_ids: std::collections::HashMap<FibEntry, u32> = Default::default();
-        let mut nh_ids: FastMap<u64, u32> = FastMap::default();
-        let mut prefixes: Vec<(u32, u8, u32)> = Vec::new();
-        let port_of = |ifindex: u32| ports.iter().position(|p| p.ifindex == ifindex);
-        let mut intern = |t: &mut RouteTable, e: FibEntry| -> u32 {
-            *entry_ids.entry(e).or_insert_with(|| {
-                t.entries.push(e);
-                (t.entries.len() - 1) as u32
-            })
+    ) -> Result<Self, RibError> {
+        let mut t = RouteSet {
+            rib: Rib::new()?,
+            entries: Vec::new(),
+            entry_ids: Default::default(),
+            nexthops: Vec::new(),
+            nh_ids: FastMap::default(),
+            ifindexes: ports.iter().map(|p| p.ifindex).collect(),
+            local: local.into_iter().map(Ipv4Addr::to_bits).collect(),
+            shared: None,
         };
+        let mut prefixes: Vec<(u32, u8, u32)> = Vec::new();
         for r in routes {
-            if r.len > 32 {
+            if r.len > 32 || (r.len == 32 && t.local.contains(&r.dst.to_bits())) {
                 continue;
             }
-            let entry = match r.kind {
-                RouteType::Blackhole => FibEntry::Blackhole,
-                RouteType::Unreachable => FibEntry::Unreachable,
-                RouteType::Prohibit => FibEntry::Prohibit,
-                RouteType::Local => FibEntry::Local,
-                RouteType::Unicast => match r.nexthops.first() {
-                    None => FibEntry::Unreachable,
-                    Some(nh) => match port_of(nh.ifindex) {
-                        None => FibEntry::NotManaged,
-                        Some(port) => match nh.gateway {
-                            None => FibEntry::Attached {
-                                port: port as PortId,
-                            },
-                            Some(gw) => {
-                                let key = NextHopKey {
-                                    port: port as PortId,
-                                    ip: gw.to_bits(),
-                                };
-                                let id = *nh_ids.entry(key.packed()).or_insert_with(|| {
-                                    t.nexthops.push(key);
-                                    (t.nexthops.len() - 1) as u32
-                                });
-                                FibEntry::Gateway { nh: id }
-                            }
+            let entry = t.entry_for(&r, true);
+            prefixes.push((r.dst.to_bits(), r.len, t.intern(entry)));
+        }
+        let local_id = t.intern(FibEntry::Local);
+        prefixes.extend(t.local.iter().map(|&a| (a, 32, local_id)));
+        // Shortest first: each prefix then writes only the slots it owns.
+        prefixes.sort_by_key(|r| r.1);
+        for (p, l, v) in prefixes {
+            t.rib.insert(p, l, v)?;
+        }
+        Ok(t)
+    }
+
+    /// What a route says to do, interning its next hop when `add` (else a next hop not yet
+    /// known is reported as `None`).
+    fn entry_for_opt(&mut self, r: &RouteInput, add: bool) -> Option<FibEntry> {
+        Some(match r.kind {
+            RouteType::Blackhole => FibEntry::Blackhole,
+            RouteType::Unreachable => FibEntry::Unreachable,
+            RouteType::Prohibit => FibEntry::Prohibit,
+            RouteType::Local => FibEntry::Local,
+            RouteType::Unicast => match r.nexthops.first() {
+                None => FibEntry::Unreachable,
+                Some(nh) => match self.ifindexes.iter().position(|&i| i == nh.ifindex) {
+                    None => FibEntry::NotManaged,
+                    Some(port) => match nh.gateway {
+                        None => FibEntry::Attached {
+                            port: port as PortId,
                         },
+                        Some(gw) => {
+                            let key = NextHopKey {
+                                port: port as PortId,
+                                ip: gw.to_bits(),
+                            };
+                            let id = match self.nh_ids.get(&key.packed()) {
+                                Some(&id) => id,
+                                None if add => {
+                                    self.nexthops.push(key);
+                                    let id = (self.nexthops.len() - 1) as u32;
+                                    self.nh_ids.insert(key.packed(), id);
+                                    id
+                                }
+                                None => return None,
+                            };
+                            FibEntry::Gateway { nh: id }
+                        }
                     },
                 },
-            };
-            let id = intern(&mut t, entry);
-            prefixes.push((r.dst.to_bits(), r.len, id));
+            },
+        })
+    }
+
+    fn entry_for(&mut self, r: &RouteInput, add: bool) -> FibEntry {
+        self.entry_for_opt(r, add).unwrap_or(FibEntry::Unreachable)
+    }
+
+    fn intern(&mut self, e: FibEntry) -> u32 {
+        if let Some(&id) = self.entry_ids.get(&e) {
+            return id;
         }
-        let local_id = intern(&mut t, FibEntry::Local);
-        prefixes.extend(local.into_iter().map(|a| (a.to_bits(), 32, local_id)));
-        t.lpm = Lpm::build(prefixes);
-        t
+        self.entries.push(e);
+        let id = (self.entries.len() - 1) as u32;
+        self.entry_ids.insert(e, id);
+        id
+    }
+
+    /// Sets the route of `dst/len` in place: `Some(route)` installs or replaces it, `None`
+    /// removes it (its addresses go to the covering prefix). Lookups running concurrently see
+    /// each address answered by either the old or the new route.
+    ///
+    /// # Errors
+    ///
+    /// When the lookup structure refuses the change (full, or a bad length).
+    pub fn set(
+        &mut self,
+        dst: Ipv4Addr,
+        len: u8,
+        route: Option<&RouteInput>,
+    ) -> Result<SetOutcome, RibError> {
+        let p = dst.to_bits();
+        if len > 32 || (len == 32 && self.local.contains(&p)) {
+            return Ok(SetOutcome::Done);
+        }
+        let Some(r) = route else {
+            self.rib.remove(p, len)?;
+            return Ok(SetOutcome::Done);
+        };
+        let Some(entry) = self.entry_for_opt(r, false) else {
+            return Ok(SetOutcome::NeedsRebuild);
+        };
+        let Some(&id) = self.entry_ids.get(&entry) else {
+            return Ok(SetOutcome::NeedsRebuild);
+        };
+        if self.rib.get(p, len) != Some(id) {
+            self.rib.insert(p, len, id)?;
+        }
+        Ok(SetOutcome::Done)
+    }
+
+    /// A snapshot for readers: ends the current grace period (reclaiming chunks no reader can
+    /// still see) and hands out the next one.
+    pub fn snapshot(&mut self) -> RouteTable {
+        let grace = self.rib.dir().publish_grace();
+        let (entries, nexthops) = match &self.shared {
+            Some((e, n)) if e.len() == self.entries.len() && n.len() == self.nexthops.len() => {
+                (e.clone(), n.clone())
+            }
+            _ => {
+                let e: Arc<[FibEntry]> = self.entries.as_slice().into();
+                let n: Arc<[NextHopKey]> = self.nexthops.as_slice().into();
+                self.shared = Some((e.clone(), n.clone()));
+                (e, n)
+            }
+        };
+        RouteTable {
+            dir: Some(self.rib.dir().clone()),
+            grace,
+            entries,
+            nexthops,
+            prefixes: self.rib.len(),
+        }
+    }
+
+    /// The RIB.
+    pub fn rib(&self) -> &Rib {
+        &self.rib
+    }
+}
+
+impl RouteTable {
+    /// Builds the route half from the best route of each prefix, the router's own addresses and
+    /// the ports (see [`RouteSet::build`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RouteSet::build`].
+    pub fn build(
+        routes: impl IntoIterator<Item = RouteInput>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+        ports: &[PortInfo],
+    ) -> Result<Self, RibError> {
+        Ok(RouteSet::build(routes, local, ports)?.snapshot())
     }
 
     /// Entry index for `dst` (host order), or [`NO_ROUTE`].
     #[inline]
     pub fn lookup(&self, dst: u32) -> u32 {
-        self.lpm.lookup(dst).unwrap_or(NO_ROUTE)
+        self.dir.as_ref().map_or(NO_ROUTE, |d| d.lookup(dst))
     }
 
     /// Looks up a batch of destinations (host order) into entry indexes.
+    ///
+    /// # Panics
+    ///
+    /// If `out` is shorter than `dsts`.
+    #[inline]
     pub fn lookup_batch(&self, dsts: &[u32], out: &mut [u32]) {
-        self.lpm.lookup_batch(dsts, out, NO_ROUTE);
+        match &self.dir {
+            Some(d) => d.lookup_batch(dsts, out),
+            None => out[..dsts.len()].fill(NO_ROUTE),
+        }
     }
 
     /// The entry an index from [`Self::lookup`] names; `None` for [`NO_ROUTE`].
@@ -318,7 +474,17 @@ impl RouteTable {
 
     /// Number of prefixes installed (routes plus local addresses).
     pub fn prefixes(&self) -> usize {
-        self.lpm.len()
+        self.prefixes
+    }
+
+    /// The grace period this snapshot holds open.
+    pub fn grace(&self) -> &Arc<Grace> {
+        &self.grace
+    }
+
+    /// Bytes of the lookup structure.
+    pub fn lookup_bytes(&self) -> usize {
+        self.dir.as_ref().map_or(0, |d| d.bytes())
     }
 }
 

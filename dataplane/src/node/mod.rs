@@ -207,7 +207,8 @@ mod tests {
             ],
             [ip("10.0.1.1"), ip("10.0.2.1")],
             &ports,
-        );
+        )
+        .expect("route table");
         let neigh = |addr: &str, mac| NeighInput {
             ifindex: 11,
             ip: ip(addr),
