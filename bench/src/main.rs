@@ -2,9 +2,12 @@
 //!
 //! - `forward`: forwarding throughput on the netns topology, xfwd against Linux in the same run
 //!   ([`forward`]).
+//! - `lpm`: IPv4 longest-prefix match on a full table, xfwd against `prefix-trie`,
+//!   `ip_network_table` and DPDK's `rte_lpm`/`rte_fib` in the same run ([`lpm`]).
 //!
 //! Modules:
 //! - [`forward`]: the `forward` subcommand.
+//! - [`lpm`]: the `lpm` subcommand.
 //! - [`napi`]: threaded NAPI, to run a veth's receive path on a chosen CPU.
 //! - [`procfs`]: CPU time from `/proc/stat` and `/proc/PID/task/TID/stat`.
 //! - [`report`]: results, medians, tables and JSON.
@@ -12,6 +15,7 @@
 //! - [`traffic`]: running the live-frames generator flat out.
 
 mod forward;
+mod lpm;
 mod napi;
 mod procfs;
 mod report;
@@ -40,6 +44,8 @@ struct Cli {
 enum Cmd {
     /// Forwarding throughput h1 → router → h2 over veth: xfwd and Linux, same invocation.
     Forward(forward::ForwardArgs),
+    /// IPv4 longest-prefix match on a full table: xfwd, prefix-trie, ip_network_table, DPDK.
+    Lpm(lpm::LpmArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +61,15 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
+        Cmd::Lpm(args) => {
+            let report = lpm::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Forward(args) => {
             require_root()?;
             let stop = install_signal_handlers()?;
@@ -156,7 +171,9 @@ mod tests {
     #[test]
     fn cli_defaults_and_lists() {
         let cli = Cli::try_parse_from(["xfwd-bench", "forward"]).unwrap();
-        let Cmd::Forward(a) = cli.cmd;
+        let Cmd::Forward(a) = cli.cmd else {
+            panic!("not forward")
+        };
         assert_eq!(
             a.systems,
             vec![forward::System::Xfwd, forward::System::Linux]
@@ -176,7 +193,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Cmd::Forward(a) = cli.cmd;
+        let Cmd::Forward(a) = cli.cmd else {
+            panic!("not forward")
+        };
         assert_eq!(a.systems, vec![forward::System::Linux]);
         assert_eq!(a.xfwd_arg, vec!["--busy-poll".to_owned()]);
         assert!(a.json);

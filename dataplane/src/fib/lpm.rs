@@ -22,7 +22,9 @@ pub struct PrefixHasher(u64);
 
 impl Hasher for PrefixHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // The product's high half is the well-mixed one; the table indexes buckets with the low
+        // bits, and prefixes have zero low bits (a /24's low 8 bits are all 0).
+        self.0.rotate_left(32)
     }
 
     fn write(&mut self, bytes: &[u8]) {
