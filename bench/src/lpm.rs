@@ -336,7 +336,6 @@ fn bench_xfwd(
         batched(a, |b, o| dir.lookup_batch(b, o))
     }));
     r.ns_per_lookup_dependent = Some(time_ns(runs, in_table, |a| dependent(a, |x| dir.lookup(x))));
-
     // Updates: delete and re-add routes while a reader thread looks up without pause, holding
     // a grace period as a worker holds its snapshot, and publishing one every 1024 changes as
     // the control plane does per netlink batch.

@@ -483,6 +483,26 @@ impl KernelState {
         self.table(RT_TABLE_MAIN)
     }
 
+    /// The routes of one prefix in one table with TOS 0, lowest metric first (each metric's
+    /// aliases in the kernel's order): the first is the one the kernel uses.
+    pub fn prefix_routes(
+        &self,
+        table: u32,
+        dst: Ipv4Addr,
+        dst_len: u8,
+    ) -> impl Iterator<Item = &Route> {
+        let key = |priority| RouteKey {
+            table,
+            dst,
+            dst_len,
+            tos: 0,
+            priority,
+        };
+        self.routes
+            .range(key(0)..=key(u32::MAX))
+            .flat_map(|(_, v)| v.iter())
+    }
+
     /// The aliases with this exact key, in the kernel's order.
     pub fn route_aliases(&self, key: &RouteKey) -> &[Route] {
         self.routes.get(key).map_or(&[], Vec::as_slice)

@@ -286,7 +286,16 @@ fn follow_kernel(
             Err(e) => return Err(e).context("reading netlink events"),
         }
         let mut change = Change::NONE;
+        // The main-table prefixes these events touch: route changes are applied per prefix.
+        let mut touched: Vec<(std::net::Ipv4Addr, u8)> = Vec::new();
         for ev in events.drain(..) {
+            if let KernelEvent::NewRoute(r, _) | KernelEvent::DelRoute(r) = &ev
+                && r.table == super::tables::MAIN_TABLE
+                && r.dst_len <= 32
+            {
+                let dst = r.dst.to_bits() & crate::fib::lpm::mask(r.dst_len);
+                touched.push((dst.into(), r.dst_len));
+            }
             if matches!(ev, KernelEvent::Overrun) {
                 tracing::warn!(
                     "netlink events were lost (socket overrun): resynchronising with a full dump"
@@ -298,7 +307,9 @@ fn follow_kernel(
             }
         }
         if !change.is_empty() {
-            tables.rebuild(state, change);
+            touched.sort_unstable();
+            touched.dedup();
+            tables.update(state, change, &touched);
             if change.intersects(Change::ADDRS) {
                 let local = state.local_addrs();
                 if let Err(e) = lock(steer).set_local_addrs(&local) {

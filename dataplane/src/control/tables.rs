@@ -11,7 +11,8 @@ use arc_swap::ArcSwap;
 use super::mirror::{Change, KernelState, Resolved};
 use super::netlink::{NextHop, Route, RouteKind};
 use crate::fib::{
-    AdjTable, Fib, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType,
+    AdjTable, Fib, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteSet, RouteTable, RouteType,
+    SetOutcome,
 };
 
 /// The kernel's main routing table (`RT_TABLE_MAIN`).
@@ -70,6 +71,14 @@ pub fn route_inputs(state: &KernelState) -> Vec<RouteInput> {
     best.into_iter()
         .filter_map(|r| route_input(state, r))
         .collect()
+}
+
+/// The route that wins `dst/len` in the main table now, as the FIB installs it; `None` when no
+/// installable route is left (its addresses go to the covering prefix). Same choice as
+/// [`route_inputs`], for one prefix.
+pub fn prefix_input(state: &KernelState, dst: Ipv4Addr, len: u8) -> Option<RouteInput> {
+    let r = state.prefix_routes(MAIN_TABLE, dst, len).next()?;
+    route_input(state, r)
 }
 
 fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
@@ -135,6 +144,9 @@ pub fn neigh_inputs(state: &KernelState) -> impl Iterator<Item = NeighInput> + '
 pub struct TableBuilder {
     names: Vec<String>,
     ports: Arc<[PortInfo]>,
+    /// Every prefix, updated in place for route changes; `None` until the first build
+    /// succeeds.
+    route_set: Option<RouteSet>,
     routes: Arc<RouteTable>,
     published: Arc<ArcSwap<Fib>>,
     generation: u64,
@@ -151,6 +163,7 @@ impl TableBuilder {
         let mut b = TableBuilder {
             names: names.to_vec(),
             ports,
+            route_set: None,
             routes: Arc::default(),
             published: Arc::new(ArcSwap::from_pointee(Fib::default())),
             generation: 0,
@@ -167,6 +180,39 @@ impl TableBuilder {
     /// The ports, index = port id.
     pub fn ports(&self) -> &Arc<[PortInfo]> {
         &self.ports
+    }
+
+    /// Applies route changes confined to the prefixes `touched` (main-table `(dst, len)`), in
+    /// place, and publishes a new snapshot: a change of one route costs one prefix update, not a
+    /// rebuild of the whole table. Anything else `change` says (links, addresses, next-hop
+    /// objects), a route naming a next hop the table does not know yet, or a refused update
+    /// falls back to [`Self::rebuild`].
+    pub fn update(&mut self, state: &KernelState, change: Change, touched: &[(Ipv4Addr, u8)]) {
+        let only_routes = change.intersects(Change::ROUTES)
+            && !change
+                .intersects(Change::LINKS | Change::ADDRS | Change::NEXTHOPS | Change::RESYNC);
+        let Some(set) = self.route_set.as_mut().filter(|_| only_routes) else {
+            return self.rebuild(state, change);
+        };
+        let t0 = Instant::now();
+        for &(dst, len) in touched {
+            let input = prefix_input(state, dst, len);
+            match set.set(dst, len, input.as_ref()) {
+                Ok(SetOutcome::Done) => {}
+                Ok(SetOutcome::NeedsRebuild) => return self.rebuild(state, change),
+                Err(e) => {
+                    tracing::warn!("updating {dst}/{len} in place ({e}): rebuilding the table");
+                    return self.rebuild(state, change);
+                }
+            }
+        }
+        self.routes = Arc::new(set.snapshot());
+        tracing::debug!(
+            prefixes_changed = touched.len(),
+            took_us = t0.elapsed().as_micros() as u64,
+            "routes updated in place"
+        );
+        self.publish(state, true, t0);
     }
 
     /// Rebuilds what `change` touched and publishes a new snapshot.
@@ -198,13 +244,21 @@ impl TableBuilder {
             change.intersects(Change::LINKS | Change::ADDRS | Change::ROUTES | Change::NEXTHOPS);
         if routes_changed {
             let local: Vec<Ipv4Addr> = state.local_addrs().into_iter().collect();
-            match RouteTable::build(route_inputs(state), local, &self.ports) {
-                Ok(t) => self.routes = Arc::new(t),
+            match RouteSet::build(route_inputs(state), local, &self.ports) {
+                Ok(mut set) => {
+                    self.routes = Arc::new(set.snapshot());
+                    self.route_set = Some(set);
+                }
                 Err(e) => {
                     tracing::error!("rebuilding the route table (keeping the previous one): {e}")
                 }
             }
         }
+        self.publish(state, routes_changed, t0);
+    }
+
+    /// Publishes a snapshot of the current routes with a fresh neighbour half.
+    fn publish(&mut self, state: &KernelState, routes_changed: bool, t0: Instant) {
         let adj = AdjTable::build(&self.routes, neigh_inputs(state), &self.ports);
         self.generation += 1;
         let fib = Fib {
@@ -217,6 +271,7 @@ impl TableBuilder {
             generation = self.generation,
             routes_rebuilt = routes_changed,
             prefixes = fib.routes.prefixes(),
+            lookup_bytes = fib.routes.lookup_bytes(),
             neighbours = fib.adj.neighbours(),
             took_us = t0.elapsed().as_micros() as u64,
             "published forwarding tables"
