@@ -144,15 +144,34 @@ pub fn run(args: &LpmArgs) -> Result<LpmReport> {
         })
         .collect();
     let runs = args.runs.max(1);
+    let (xfwd, dir) = bench_xfwd(&routes, &random, &in_table, runs, args.updates)?;
     let mut results = vec![
-        bench_xfwd(&routes, &random, &in_table, runs, args.updates)?,
+        xfwd,
         bench_prefix_trie(&routes, &random, &in_table, runs, args.updates),
         bench_ip_network_table(&routes, &random, &in_table, runs, args.updates),
     ];
     if args.no_dpdk {
         notes.push("DPDK skipped (--no-dpdk)".to_owned());
     } else {
-        match bench_dpdk(args, &routes, runs) {
+        // One xfwd measurement right before each DPDK one: on a shared machine the load moves
+        // between runs, and only pairs measured together compare fairly.
+        let mut paired: Vec<(f64, f64)> = Vec::new();
+        let probe = || {
+            let b = |a: &[u32]| batched(a, |b, o| dir.lookup_batch(b, o));
+            (time_ns(1, &random, b), time_ns(1, &in_table, b))
+        };
+        let dpdk = bench_dpdk(args, &routes, runs, probe, &mut paired);
+        if !paired.is_empty() {
+            let x = &mut results[0];
+            x.ns_per_lookup_random = median(&paired.iter().map(|p| p.0).collect::<Vec<_>>());
+            x.ns_per_lookup_in_table = median(&paired.iter().map(|p| p.1).collect::<Vec<_>>());
+            notes.push(format!(
+                "xfwd's random and in-table figures are the medians of the {} measurements taken \
+                 each right before a DPDK run",
+                paired.len()
+            ));
+        }
+        match dpdk {
             Ok((mut r, mut n)) => {
                 results.append(&mut r);
                 notes.append(&mut n);
@@ -313,7 +332,7 @@ fn bench_xfwd(
     in_table: &[u32],
     runs: usize,
     updates: usize,
-) -> Result<ImplResult> {
+) -> Result<(ImplResult, Arc<Dir16>)> {
     let mut r = ImplResult::new("xfwd");
     let mut builds = Vec::new();
     let mut rib = None;
@@ -374,7 +393,7 @@ fn bench_xfwd(
     stop.store(true, Ordering::Relaxed);
     black_box(reader.join().ok());
     r.updates_per_s = median(&rates);
-    Ok(r)
+    Ok((r, dir))
 }
 
 /// The routes the update measurement deletes and re-adds: distinct, spread over the table.
@@ -583,6 +602,8 @@ fn bench_dpdk(
     args: &LpmArgs,
     routes: &[Route],
     runs: usize,
+    mut probe: impl FnMut() -> (f64, f64),
+    paired: &mut Vec<(f64, f64)>,
 ) -> Result<(Vec<ImplResult>, Vec<String>)> {
     let lookups = args.lookups;
     let found = Command::new(&args.dpdk_test_fib)
@@ -660,6 +681,7 @@ fn bench_dpdk(
     let mut fib_build = Vec::new();
     let mut fib_upd = Vec::new();
     for _ in 0..runs {
+        paired.push(probe());
         let r = run(99, false)?;
         fib_random.extend(r.fib_lookup.map(ns));
         let r = run(0, false)?;
