@@ -258,8 +258,11 @@ pub struct RouteSet {
     /// The router's own addresses: their /32 is `Local` whatever the routes say.
     local: std::collections::HashSet<u32>,
     /// The entries and next hops as last published (they only grow between full builds).
-    shared: Option<(Arc<[FibEntry]>, Arc<[NextHopKey]>)>,
+    shared: Option<Shared>,
 }
+
+/// The entries and next hops a snapshot shares with its successors.
+type Shared = (Arc<[FibEntry]>, Arc<[NextHopKey]>);
 
 /// What [`RouteSet::set`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
