@@ -74,6 +74,27 @@ pub struct RunConfig {
     pub huge_pages: bool,
 }
 
+impl Default for RunConfig {
+    /// The defaults of `xfwd run` (no interfaces: those must be given); one worker on the last
+    /// CPU.
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        RunConfig {
+            interfaces: Vec::new(),
+            cpus: vec![n - 1],
+            control: PathBuf::from(super::server::DEFAULT_CONTROL),
+            xdp_mode: XdpMode::Auto,
+            bind_mode: BindMode::Auto,
+            frame_size: 4096,
+            ring_size: 2048,
+            idle: IdleMode::Adaptive,
+            busy_poll: false,
+            pending: PendingLimits::default(),
+            huge_pages: false,
+        }
+    }
+}
+
 impl RunConfig {
     /// Frames in each worker's UMEM: enough to fill every ring of every port, plus the pending
     /// budget and two batches of slack.

@@ -29,6 +29,23 @@ pub enum Request {
     Stats,
     /// Drop reasons: [`super::report::ErrorsReport`].
     Errors,
+    /// Per-worker figures: a [`super::report::StatsReport`], rendered as `show runtime`.
+    Runtime,
+    /// Per interface and queue: a [`super::report::StatsReport`], rendered as `show interfaces`.
+    Interfaces,
+    /// The kernel routes xfwd mirrors: [`super::report::RoutesReport`]; `lookup` is a prefix
+    /// (exact match) or an address (longest match, plus xfwd's FIB verdict).
+    Routes {
+        /// `a.b.c.d/len` or `a.b.c.d`.
+        #[serde(default)]
+        lookup: Option<String>,
+    },
+    /// Neighbours on xfwd's interfaces: [`super::report::NeighboursReport`].
+    Neighbours,
+    /// Zero what `show` prints (metrics keep counting).
+    ClearCounters,
+    /// Re-read the configuration: [`crate::ops::config::ReloadOutcome`].
+    Reload,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -202,7 +219,7 @@ mod tests {
         fn handle(&self, req: &Request) -> Result<serde_json::Value> {
             match req {
                 Request::Stats => Ok(serde_json::json!({"forwarded": 7})),
-                Request::Errors => bail!("no errors today"),
+                _ => bail!("no errors today"),
             }
         }
     }
