@@ -229,21 +229,28 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
     });
     // The metrics endpoint binds before capabilities are dropped (a port below 1024 needs
     // CAP_NET_BIND_SERVICE); a failure here is a setup failure like any other.
-    let mut metrics = match settings.metrics {
-        Some(addr) => match MetricsServer::start(addr, metrics_render(&instance)) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                shutdown(&steer, &socket_slots, &stop_workers, Vec::new());
-                return Err(e);
-            }
-        },
-        None => None,
+    let metrics_listener = match settings.metrics.map(MetricsServer::bind).transpose() {
+        Ok(l) => l,
+        Err(e) => {
+            shutdown(&steer, &socket_slots, &stop_workers, Vec::new());
+            return Err(e);
+        }
     };
-    // Everything that needs privileges is done: threads started from here on inherit the
-    // reduced set.
+    // Everything that needs privileges is done: threads started from here on (workers, control
+    // socket, metrics) inherit the reduced set.
     if let Err(e) = crate::privileges::drop_after_setup() {
         tracing::warn!("could not drop capabilities: {e:#}");
     }
+    let mut metrics = match metrics_listener
+        .map(|l| MetricsServer::serve(l, metrics_render(&instance)))
+        .transpose()
+    {
+        Ok(m) => m,
+        Err(e) => {
+            shutdown(&steer, &socket_slots, &stop_workers, Vec::new());
+            return Err(e);
+        }
+    };
     let mut handles = Vec::new();
     for setup in setups {
         handles.push(worker::spawn(setup).context("starting a worker thread")?);

@@ -33,8 +33,24 @@ impl MetricsServer {
     /// When the address cannot be bound (in use, not local, port below 1024 without
     /// `CAP_NET_BIND_SERVICE`).
     pub fn start(addr: SocketAddr, render: Render) -> Result<MetricsServer> {
-        let listener = TcpListener::bind(addr)
-            .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+        Self::serve(Self::bind(addr)?, render)
+    }
+
+    /// Binds `addr`, to [`Self::serve`] later (binding may need privileges that serving does not).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::start`].
+    pub fn bind(addr: SocketAddr) -> Result<TcpListener> {
+        TcpListener::bind(addr).with_context(|| format!("binding the metrics endpoint {addr}"))
+    }
+
+    /// Serves on a listener from [`Self::bind`], on a new thread.
+    ///
+    /// # Errors
+    ///
+    /// When the thread cannot be started.
+    pub fn serve(listener: TcpListener, render: Render) -> Result<MetricsServer> {
         let addr = listener.local_addr()?;
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {

@@ -1,0 +1,296 @@
+//! End to end: xfwd as a service. Configuration file, systemd notification and watchdog,
+//! Prometheus scrape, the control CLI, clear counters, reload (SIGHUP and `xfwd reload`),
+//! capabilities after setup, `xfwd check`.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{worker_cpu, xfwd_bin};
+use serde_json::Value;
+use xfwd_testbed::process::{Daemon, Signal, ping};
+use xfwd_testbed::{End, NetNs, Topology, require_privileges};
+
+fn config(control: &Path, metrics: &str, log: &str, ring: u32) -> String {
+    format!(
+        "[service]\nlog_level = \"{log}\"\ncontrol_socket = \"{}\"\nmetrics = \"{metrics}\"\n\
+         [dataplane]\ninterfaces = [\"p0\", \"p1\"]\ncpus = \"{}\"\nring_size = {ring}\n",
+        control.display(),
+        worker_cpu()
+    )
+}
+
+fn scrape(ns: &NetNs, addr: &str) -> Result<String, String> {
+    let addr = addr.to_owned();
+    ns.run(move || {
+        let mut c = TcpStream::connect(&addr).map_err(|e| e.to_string())?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        c.read_to_string(&mut out).map_err(|e| e.to_string())?;
+        Ok(out)
+    })
+    .unwrap()
+}
+
+/// The value of the sample `name_and_labels` (the text before the space).
+fn sample(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no sample {name_and_labels} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+fn cli(control: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(xfwd_bin())
+        .args(args)
+        .arg("--control")
+        .arg(control)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(control: &Path, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    let (ok, out, err) = cli(control, &a);
+    assert!(ok, "xfwd {args:?}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// Datagrams received on the fake `$NOTIFY_SOCKET` until one contains `want`.
+fn wait_notify(sock: &UnixDatagram, want: &str, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            if got.last().unwrap().contains(want) {
+                return got;
+            }
+        }
+    }
+    panic!("no {want:?} on NOTIFY_SOCKET within {timeout:?}; got {got:?}");
+}
+
+#[test]
+fn service_config_metrics_cli_reload_and_capabilities() {
+    require_privileges!();
+    let t = Topology::builder("opsa")
+        .router_forwarding(false)
+        .build()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("xfwd-ops-{}", t.router().name()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let control = dir.join("xfwd.sock");
+    let file = dir.join("xfwd.toml");
+    std::fs::write(&file, config(&control, "127.0.0.1:9469", "debug", 2048)).unwrap();
+    let notify_path = dir.join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+
+    let mut cmd = t.router().command(xfwd_bin());
+    cmd.args(["run", "-c"])
+        .arg(&file)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("XFWD_LOG");
+    let mut xfwd = Daemon::spawn_command("xfwd run -c (opsa)", cmd).unwrap();
+    let got = wait_notify(&notify, "READY=1", Duration::from_secs(20));
+    assert!(
+        control.exists(),
+        "READY=1 after the control socket: {got:?}"
+    );
+    // The watchdog pings at half of WATCHDOG_USEC from the control loop.
+    wait_notify(&notify, "WATCHDOG=1", Duration::from_secs(3));
+    let log = xfwd.log();
+    assert!(log.contains("configuration:"), "{log}");
+    assert!(
+        log.contains("privileges: keeping CAP_NET_ADMIN, CAP_BPF"),
+        "{log}"
+    );
+
+    // Every thread runs with CAP_NET_ADMIN and CAP_BPF only.
+    let keep = (1u64 << 12) | (1u64 << 39);
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", xfwd.pid())).unwrap();
+    let mut n = 0;
+    for task in tasks {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        for field in ["CapEff:", "CapPrm:"] {
+            let v = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+                .unwrap();
+            let name = status.lines().next().unwrap_or_default();
+            assert_eq!(v, keep, "{name}: {field} {v:#x}");
+        }
+        n += 1;
+    }
+    assert!(n >= 3, "main, worker and control-socket threads: {n}");
+
+    // Traffic, so that there is something to count.
+    t.resolve_neighbours().unwrap();
+    let h2 = t.iface(End::H2).addr;
+    let r = ping(t.h1(), h2, 5, None).unwrap();
+    assert!(r.all_replied(), "{r:?}\n{}", xfwd.log());
+
+    let m = scrape(t.router(), "127.0.0.1:9469").unwrap();
+    assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
+    assert!(sample(&m, "xfwd_forwarded_packets_total") >= 10.0, "{m}");
+    assert!(sample(&m, "xfwd_interface_rx_packets_total{interface=\"p0\"}") >= 5.0);
+    assert!(sample(&m, "xfwd_interface_tx_packets_total{interface=\"p1\"}") >= 5.0);
+    assert!(
+        sample(
+            &m,
+            "xfwd_queue_rx_packets_total{interface=\"p0\",queue=\"0\"}"
+        ) >= 5.0
+    );
+    assert_eq!(sample(&m, "xfwd_drops_total{reason=\"no_route\"}"), 0.0);
+    assert!(sample(&m, "xfwd_fib_prefixes") >= 2.0);
+    assert!(m.contains("xfwd_xsk_statistics_total{interface=\"p0\",counter=\"rx_dropped\"}"));
+    assert!(m.contains("xfwd_build_info{version=\""), "{m}");
+    assert!(m.contains("xfwd_neighbours{state=\""), "{m}");
+    assert!(m.contains("xfwd_worker_busy_ratio{worker=\"0\""), "{m}");
+
+    // The control CLI.
+    let rt = json(&control, &["show", "runtime"]);
+    let w = &rt["workers"][0];
+    assert!(w["packets"].as_u64().unwrap() >= 10, "{rt}");
+    assert!(w["batches"].as_u64().unwrap() >= 1, "{rt}");
+    assert!(w["ns_per_packet"].as_f64().unwrap() > 0.0, "{rt}");
+    assert!(w["busy_ratio"].as_f64().unwrap() > 0.0, "{rt}");
+    let (ok, text, _) = cli(&control, &["show", "runtime"]);
+    assert!(ok && text.contains("ns/pkt"), "{text}");
+    let (ok, text, _) = cli(&control, &["show", "interfaces"]);
+    assert!(
+        ok && text.contains("p0 (ifindex") && text.contains("af_xdp:"),
+        "{text}"
+    );
+    let routes = json(&control, &["show", "routes", &h2.to_string()]);
+    assert_eq!(routes["lookup"], h2.to_string(), "{routes}");
+    assert!(
+        routes["fib_entry"].as_str().unwrap().contains("Attached"),
+        "{routes}"
+    );
+    let subnet = t.iface(End::H2).subnet;
+    let want = format!("{}/{}", subnet.addr(), subnet.prefix_len());
+    assert_eq!(routes["routes"][0]["prefix"], want, "{routes}");
+    let all = json(&control, &["show", "routes"]);
+    assert!(all["routes"].as_array().unwrap().len() >= 2, "{all}");
+    let neigh = json(&control, &["show", "neighbours"]);
+    assert!(
+        neigh["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["ip"] == h2.to_string() && n["interface"] == "p1"),
+        "{neigh}"
+    );
+    let (ok, _, err) = cli(&control, &["show", "routes", "300.1.2.3"]);
+    assert!(!ok && err.contains("not an IPv4 address"), "{err}");
+
+    // clear counters: `show` restarts from zero, metrics keep counting.
+    let (ok, text, _) = cli(&control, &["clear", "counters"]);
+    assert!(ok && text.contains("cleared"), "{text}");
+    let s = json(&control, &["show", "stats"]);
+    assert_eq!(s["forwarded"], 0, "{s}");
+    assert_eq!(s["workers"][0]["packets"], 0, "{s}");
+    let m = scrape(t.router(), "127.0.0.1:9469").unwrap();
+    assert!(sample(&m, "xfwd_forwarded_packets_total") >= 10.0);
+
+    // Reload: log level and metrics address apply live, ring_size needs a restart.
+    std::fs::write(&file, config(&control, "127.0.0.1:9470", "info", 1024)).unwrap();
+    let out = json(&control, &["reload"]);
+    assert_eq!(
+        out["applied"],
+        serde_json::json!(["service.log_level", "service.metrics"]),
+        "{out}"
+    );
+    assert_eq!(
+        out["needs_restart"],
+        serde_json::json!(["dataplane.ring_size"]),
+        "{out}"
+    );
+    assert!(
+        scrape(t.router(), "127.0.0.1:9470")
+            .unwrap()
+            .contains("xfwd_build_info")
+    );
+    assert!(
+        scrape(t.router(), "127.0.0.1:9469").is_err(),
+        "old endpoint closed"
+    );
+    // A broken file on SIGHUP is refused; the instance keeps running as it was.
+    std::fs::write(&file, "[dataplane]\nring_sise = 1\n").unwrap();
+    xfwd.signal(Signal::Hup).unwrap();
+    xfwd.wait_for_line("reload failed", Duration::from_secs(5))
+        .unwrap();
+    assert!(xfwd.log().contains("did you mean dataplane.ring_size"));
+    assert!(ping(t.h1(), h2, 2, None).unwrap().all_replied());
+    assert!(scrape(t.router(), "127.0.0.1:9470").is_ok());
+
+    xfwd.signal(Signal::Term).unwrap();
+    let status = xfwd.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(status.success(), "{}", xfwd.log());
+    wait_notify(&notify, "STOPPING=1", Duration::from_secs(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_validates_and_names_file_line_key() {
+    let dir = std::env::temp_dir().join(format!("xfwd-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/xfwd.toml");
+    let out = Command::new(xfwd_bin())
+        .args(["check", "-c"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains("OK (2 interface(s): eth1, eth2"),
+        "{stdout}"
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[service]\nmetrics = \"localhost\"\n[dataplane]\ninterfaces = [\"a\"]\nbusy_pol = true\n",
+    )
+    .unwrap();
+    let out = Command::new(xfwd_bin())
+        .args(["check", "-c"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("bad.toml:2:11: service.metrics: \"localhost\": not an ADDRESS:PORT"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "bad.toml:5:1: dataplane.busy_pol: unknown key (did you mean dataplane.busy_poll?)"
+        ),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
