@@ -378,7 +378,8 @@ impl Source {
                 Ok(()) => {
                     s.values.insert(key.name, v.clone());
                 }
-                Err(e) => errors.push(format!("{}: {e}", key.flag.unwrap_or(key.name))),
+                Err(e) if e.starts_with("--") => errors.push(e),
+                Err(e) => errors.push(format!("{} {e}", key.flag.unwrap_or(key.name))),
             }
         }
         if errors.is_empty()
