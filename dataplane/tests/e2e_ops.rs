@@ -294,3 +294,122 @@ fn check_validates_and_names_file_line_key() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The restart contract: with `ip_forward=1`, a `kill -9` hands forwarding back to the kernel
+/// (the bpf_link dies with the process, so the XDP program detaches), and a restarted xfwd takes
+/// over again. A steady ping (one every 2 ms) runs across the whole sequence; the packets it
+/// lost are printed (that is the figure: it depends on what sat in the dead process's rings and
+/// on how fast the kernel reaps the link).
+#[test]
+fn kill_9_and_restart_falls_back_to_the_kernel_and_takes_over_again() {
+    require_privileges!();
+    let t = Topology::builder("opsk")
+        .router_forwarding(true)
+        .build()
+        .unwrap();
+    let control = std::env::temp_dir().join(format!("{}.sock", t.router().name()));
+    let cpu = worker_cpu().to_string();
+    let ctl = control.to_string_lossy().into_owned();
+    let argv = [
+        xfwd_bin(),
+        "run",
+        "--iface",
+        "p0",
+        "--iface",
+        "p1",
+        "--cpus",
+        &cpu,
+        "--control",
+        &ctl,
+    ];
+    let start = || {
+        let d = Daemon::spawn(t.router(), &argv).unwrap();
+        d.wait_for_line("ready", Duration::from_secs(20))
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", d.log()));
+        d
+    };
+    let forwarded = || {
+        json(&control, &["show", "stats"])["forwarded"]
+            .as_u64()
+            .unwrap()
+    };
+    let xdp_on_p0 = || {
+        let out = t.router().exec(&["ip", "link", "show", "p0"]).unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("xdp")
+    };
+    let mut xfwd = start();
+    t.resolve_neighbours().unwrap();
+    let h2 = t.iface(End::H2).addr;
+    assert!(ping(t.h1(), h2, 2, None).unwrap().all_replied());
+    assert!(forwarded() >= 4, "xfwd forwards, not the kernel");
+
+    // A steady stream across kill and restart: 2 ms apart for 4 s, waiting 1 s for late replies.
+    let pinger = t
+        .h1()
+        .command("ping")
+        .args([
+            "-n", "-q", "-i", "0.002", "-w", "5", "-W", "1", "-c", "2000",
+        ])
+        .arg(h2.to_string())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let killed_at = Instant::now();
+    xfwd.signal(Signal::Kill).unwrap();
+    xfwd.wait_exit(Duration::from_secs(5)).unwrap();
+    let mut detached_after = None;
+    while killed_at.elapsed() < Duration::from_secs(2) {
+        if !xdp_on_p0() {
+            detached_after = Some(killed_at.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let detached_after = detached_after.expect("XDP detached after kill -9");
+    // The kernel forwards while xfwd is dead.
+    let dead = ping(t.h1(), h2, 5, None).unwrap();
+    assert!(
+        dead.all_replied(),
+        "kernel forwarding while xfwd is dead: {dead:?}"
+    );
+
+    let _ = std::fs::remove_file(&control);
+    let restart_at = Instant::now();
+    let mut xfwd = start();
+    let took_over = restart_at.elapsed();
+    let before = forwarded();
+    let out = pinger.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let summary = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("ping summary:\n{text}"))
+        .to_owned();
+    let num = |what: &str| -> u64 {
+        summary
+            .split(',')
+            .find(|p| p.contains(what))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    let (sent, received) = (num("transmitted"), num("received"));
+    assert!(
+        forwarded() > before,
+        "the restarted xfwd forwards the stream"
+    );
+    assert!(ping(t.h1(), h2, 3, None).unwrap().all_replied());
+    println!(
+        "restart without blackholing: {sent} echo requests 2 ms apart across kill -9 + restart, \
+         {received} replies, {} lost; XDP detached {detached_after:?} after SIGKILL; new \
+         instance ready {took_over:?} after start",
+        sent - received
+    );
+    assert!(
+        received * 10 >= sent * 9,
+        "more than 10 % lost across the restart: {summary}"
+    );
+    xfwd.signal(Signal::Term).unwrap();
+    assert!(xfwd.wait_exit(Duration::from_secs(10)).unwrap().success());
+}
