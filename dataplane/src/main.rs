@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use toml::Value;
 use xfwd::control::config::{BindMode, IdleMode, XdpMode};
@@ -55,6 +55,13 @@ enum Cmd {
     /// Make the running instance re-read its configuration file (as SIGHUP does) and say what
     /// changed and what needs a restart.
     Reload(ShowArgs),
+    /// Write the manual pages (xfwd.1, xfwd-run.1, ...) generated from this CLI into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -288,6 +295,11 @@ fn dispatch(cmd: Cmd, log_level: Option<String>) -> Result<()> {
         } => ask(&a, &Request::ClearCounters, |_: serde_json::Value| {
             "counters cleared\n".to_owned()
         }),
+        Cmd::Man { out } => {
+            std::fs::create_dir_all(&out)?;
+            clap_mangen::generate_to(Cli::command(), &out)?;
+            Ok(())
+        }
         Cmd::Reload(a) => ask(&a, &Request::Reload, |r: ReloadOutcome| {
             format!("{}\n", r.render())
         }),

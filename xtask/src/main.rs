@@ -1,11 +1,13 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! - `cargo xtask demo`: build xfwd and show it forwarding in a network-namespace topology.
+//! - `cargo xtask deb`: build the Debian package.
 //! - `cargo xtask test`: the whole test suite (formatting, lints, unit, property and privileged
 //!   end-to-end tests).
 //!
 //! Both install the Debian packages they need first, when missing.
 
+mod deb;
 mod demo;
 mod deps;
 mod exec;
@@ -25,6 +27,8 @@ struct Cli {
 enum Cmd {
     /// Build xfwd and show it forwarding between network namespaces (needs root).
     Demo(demo::DemoArgs),
+    /// Build the Debian package (target/deb/xfwd_VERSION_ARCH.deb).
+    Deb(deb::DebArgs),
     /// Run the whole test suite (privileged tests need root; XFWD_PRIV_TESTS=1 makes skipping fail).
     Test(test::TestArgs),
 }
@@ -33,6 +37,8 @@ fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.cmd {
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Deb(a) if a.check => deb::check(&a),
+        Cmd::Deb(a) => deb::run(&a).map(|_| ()),
         Cmd::Test(a) => test::run(a),
     };
     if let Err(e) = result {
