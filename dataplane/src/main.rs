@@ -55,6 +55,19 @@ enum Cmd {
     /// Make the running instance re-read its configuration file (as SIGHUP does) and say what
     /// changed and what needs a restart.
     Reload(ShowArgs),
+    /// Check the NICs and CPUs of the configured interfaces against what xfwd needs (queues =
+    /// workers, RSS, GRO/LRO off, IRQ affinity, busy polling, driver support) and print the
+    /// commands that would fix them; `--apply` runs them.
+    Tune {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Run the commands instead of printing them.
+        #[arg(long)]
+        apply: bool,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the manual pages (xfwd.1, xfwd-run.1, ...) generated from this CLI into DIR.
     #[command(hide = true)]
     Man {
@@ -295,6 +308,33 @@ fn dispatch(cmd: Cmd, log_level: Option<String>) -> Result<()> {
         } => ask(&a, &Request::ClearCounters, |_: serde_json::Value| {
             "counters cleared\n".to_owned()
         }),
+        Cmd::Tune { run, apply, json } => {
+            let settings = run.source(log_level).load()?;
+            let r = &settings.run;
+            let steps = xfwd::ops::tune::plan(&r.interfaces, &r.cpus, r.busy_poll);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&steps)?);
+            } else {
+                print!("{}", xfwd::ops::tune::render(&steps));
+            }
+            if apply {
+                let failed = xfwd::ops::tune::apply(&steps);
+                for (st, e) in &failed {
+                    let cmd = st.action.as_ref().map(|a| a.shell()).unwrap_or_default();
+                    eprintln!("xfwd: tune: {}: `{cmd}` failed: {e}", st.iface);
+                }
+                if !failed.is_empty() {
+                    anyhow::bail!("{} change(s) could not be applied", failed.len());
+                }
+                let left = xfwd::ops::tune::plan(&r.interfaces, &r.cpus, r.busy_poll);
+                let changes = left
+                    .iter()
+                    .filter(|s| s.kind == xfwd::ops::tune::Kind::Change)
+                    .count();
+                println!("applied; {changes} change(s) still suggested");
+            }
+            Ok(())
+        }
         Cmd::Man { out } => {
             std::fs::create_dir_all(&out)?;
             clap_mangen::generate_to(Cli::command(), &out)?;

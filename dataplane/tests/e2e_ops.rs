@@ -413,3 +413,96 @@ fn kill_9_and_restart_falls_back_to_the_kernel_and_takes_over_again() {
     xfwd.signal(Signal::Term).unwrap();
     assert!(xfwd.wait_exit(Duration::from_secs(10)).unwrap().success());
 }
+
+/// `xfwd tune` on veth: what veth supports (RX/TX queue counts, GRO) is proposed, applied, and
+/// then reported as done; what it does not (zero-copy, RSS table, IRQs) is said.
+#[test]
+fn tune_proposes_applies_and_then_finds_nothing_to_change_on_veth() {
+    require_privileges!();
+    let t = Topology::builder("opst").queues(2).build().unwrap();
+    let r = t.router();
+    r.exec(&["ethtool", "-K", "p0", "gro", "on"]).unwrap();
+    let cpu = worker_cpu().to_string();
+    let tune = |extra: &[&str]| {
+        let mut args = vec!["tune", "--iface", "p0", "--iface", "p1", "--cpus", &cpu];
+        args.extend_from_slice(extra);
+        let out = r.command(xfwd_bin()).args(&args).output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text, err) = tune(&[]);
+    assert!(ok, "{err}");
+    assert!(text.contains("ethtool -L p0 rx 1 tx 1"), "{text}");
+    assert!(text.contains("ethtool -L p1 rx 1 tx 1"), "{text}");
+    assert!(text.contains("ethtool -K p0 gro off"), "{text}");
+    assert!(
+        !text.contains("ethtool -K p1"),
+        "GRO is already off on p1:\n{text}"
+    );
+    assert!(
+        text.contains("driver veth: native XDP but no AF_XDP zero-copy"),
+        "{text}"
+    );
+    assert!(text.contains("no RSS indirection table"), "{text}");
+    // Printing changes nothing.
+    let gro = |dev: &str| {
+        let out = r.exec(&["ethtool", "-k", dev]).unwrap();
+        String::from_utf8_lossy(&out.stdout).contains("generic-receive-offload: on")
+    };
+    assert!(gro("p0"));
+
+    let (ok, text, err) = tune(&["--apply"]);
+    assert!(ok, "{text}{err}");
+    assert!(
+        text.contains("applied; 0 change(s) still suggested"),
+        "{text}"
+    );
+    assert!(!gro("p0"));
+    let ch = r.exec(&["ethtool", "-l", "p0"]).unwrap();
+    let ch = String::from_utf8_lossy(&ch.stdout).into_owned();
+    let current = ch.split("Current hardware settings:").nth(1).unwrap();
+    assert!(current.contains("RX:\t\t1"), "{ch}");
+
+    let (ok, json, _) = tune(&["--json"]);
+    assert!(ok);
+    let steps: Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        steps
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["kind"] != "change"),
+        "{json}"
+    );
+    // And xfwd runs on the tuned interfaces.
+    let control = std::env::temp_dir().join(format!("{}.sock", r.name()));
+    let ctl = control.to_string_lossy().into_owned();
+    let mut x = Daemon::spawn(
+        r,
+        &[
+            xfwd_bin(),
+            "run",
+            "--iface",
+            "p0",
+            "--iface",
+            "p1",
+            "--cpus",
+            &cpu,
+            "--control",
+            &ctl,
+        ],
+    )
+    .unwrap();
+    x.wait_for_line("ready", Duration::from_secs(20)).unwrap();
+    t.resolve_neighbours().unwrap();
+    assert!(
+        ping(t.h1(), t.iface(End::H2).addr, 2, None)
+            .unwrap()
+            .all_replied()
+    );
+    x.signal(Signal::Term).unwrap();
+    assert!(x.wait_exit(Duration::from_secs(10)).unwrap().success());
+}

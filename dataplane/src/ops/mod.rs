@@ -5,3 +5,4 @@ pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod sdnotify;
+pub mod tune;
