@@ -68,6 +68,26 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Capture what the pipeline does to the next N packets into a pcapng file (tcpdump -r,
+    /// Wireshark): each packet as received and, when forwarded, as sent, with the verdict as the
+    /// packet comment.
+    Trace {
+        /// Packets to capture.
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Only packets dropped for this reason (see `xfwd show errors --all`).
+        #[arg(long, value_name = "REASON")]
+        drop_reason: Option<String>,
+        /// Stop after this many seconds even if fewer packets came.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// Output file (pcapng).
+        #[arg(short = 'w', value_name = "FILE")]
+        write: PathBuf,
+        /// Control socket of the instance to ask.
+        #[arg(long, default_value = DEFAULT_CONTROL)]
+        control: PathBuf,
+    },
     /// Write the manual pages (xfwd.1, xfwd-run.1, ...) generated from this CLI into DIR.
     #[command(hide = true)]
     Man {
@@ -333,6 +353,35 @@ fn dispatch(cmd: Cmd, log_level: Option<String>) -> Result<()> {
                     .count();
                 println!("applied; {changes} change(s) still suggested");
             }
+            Ok(())
+        }
+        Cmd::Trace {
+            count,
+            drop_reason,
+            timeout,
+            write,
+            control,
+        } => {
+            let req = Request::Trace {
+                count,
+                drop_reason,
+                timeout_ms: timeout * 1000,
+            };
+            let data = server::request_timeout(
+                &control,
+                &req,
+                std::time::Duration::from_secs(timeout + 10),
+            )?;
+            let report: xfwd::ops::trace::TraceReport = serde_json::from_value(data)?;
+            let f = std::fs::File::create(&write)
+                .map_err(|e| anyhow::anyhow!("creating {}: {e}", write.display()))?;
+            report.write_pcapng(std::io::BufWriter::new(f))?;
+            print!("{}", report.summary());
+            println!(
+                "{} packet(s) written to {}",
+                report.records.len(),
+                write.display()
+            );
             Ok(())
         }
         Cmd::Man { out } => {

@@ -69,6 +69,8 @@ pub struct WorkerSetup {
     pub pending: PendingLimits,
     /// Set to stop the loop.
     pub stop: Arc<AtomicBool>,
+    /// Packet tracing (`xfwd trace`): checked once per RX batch.
+    pub trace: Arc<crate::ops::trace::Tracer>,
 }
 
 /// Starts the worker's thread (`xfwd-w{id}`).
@@ -129,6 +131,7 @@ fn run(setup: WorkerSetup) {
         busy_poll,
         pending,
         stop,
+        trace,
     } = setup;
     if let Some(cpu) = cpu {
         if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -156,6 +159,8 @@ fn run(setup: WorkerSetup) {
     let mut parked: Pending<Frame> = Pending::new(pending);
     let mut confirm = Confirm::default();
     let mut rx: Vec<Frame> = Vec::with_capacity(BATCH);
+    // Copies of received frames while a trace runs (allocated only then).
+    let mut traced: Vec<Vec<u8>> = Vec::new();
     let mut out = [Outcome::Drop(DropReason::NoRoute); BATCH];
     let started = Instant::now();
     let mut last_settle = started;
@@ -185,11 +190,21 @@ fn run(setup: WorkerSetup) {
             counts[0] += n as u64;
             counts[1] += rx.iter().map(|f| f.len() as u64).sum::<u64>();
 
+            let tracing = trace.is_armed();
+            if tracing {
+                traced.clear();
+                traced.extend(rx.iter().map(|f| umem.data(f).to_vec()));
+            }
             let mut batch = UmemBatch {
                 umem: &umem,
                 frames: &mut rx,
             };
             node::ip4_forward_batch(fib, p as PortId, &mut batch, &mut out);
+            if tracing {
+                for ((f, o), before) in rx.iter().zip(out.iter()).zip(&traced) {
+                    trace.offer(id, p as PortId, before, umem.data(f), *o);
+                }
+            }
 
             for (frame, outcome) in rx.drain(..).zip(out.iter()) {
                 match *outcome {

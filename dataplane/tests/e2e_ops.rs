@@ -506,3 +506,96 @@ fn tune_proposes_applies_and_then_finds_nothing_to_change_on_veth() {
     x.signal(Signal::Term).unwrap();
     assert!(x.wait_exit(Duration::from_secs(10)).unwrap().success());
 }
+
+/// `xfwd trace`: the next packets as received and as sent, with the verdict, in a pcapng file
+/// that tcpdump reads; `--drop-reason` keeps only packets dropped for that reason.
+#[test]
+fn trace_writes_pcapng_that_tcpdump_reads() {
+    require_privileges!();
+    let x = common::XfwdTopo::start("opsr", &[]).unwrap();
+    x.warm_up();
+    let t = &x.topo;
+    let h2 = t.iface(End::H2).addr;
+    let dir = std::env::temp_dir().join(format!("xfwd-trace-{}", t.router().name()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = |args: &[&str], file: &Path| {
+        let mut cmd = Command::new(xfwd_bin());
+        cmd.arg("trace").args(args).arg("-w").arg(file);
+        cmd.arg("--control").arg(&x.control);
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let tcpdump = |file: &Path| {
+        let out = Command::new("tcpdump")
+            .args(["-nn", "-v", "-r"])
+            .arg(file)
+            .output()
+            .expect("tcpdump");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    // Two echo requests and their replies: 4 packets, each in and out.
+    let file = dir.join("fwd.pcap");
+    let child = trace(&["--count", "4", "--timeout", "10"], &file);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ping(t.h1(), h2, 2, None).unwrap().all_replied());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 packet(s) written"), "{stdout}");
+    // `forwarded` or `forwarded_stale` (the kernel is asked to confirm a STALE neighbour).
+    assert!(stdout.contains("#1 p0 98B: forwarded"), "{stdout}");
+    assert!(stdout.contains(" to p1\n"), "{stdout}");
+    let text = tcpdump(&file);
+    let requests_in = text.matches("ttl 64").count();
+    let requests_out = text.matches("ttl 63").count();
+    assert_eq!(text.matches("ICMP echo request").count(), 4, "{text}");
+    assert_eq!(text.matches("ICMP echo reply").count(), 4, "{text}");
+    assert_eq!(
+        (requests_in, requests_out),
+        (4, 4),
+        "before and after TTL:\n{text}"
+    );
+    let bytes = std::fs::read(&file).unwrap();
+    let comment = b"xfwd trace #1: in on p0 (worker 0): forwarded";
+    assert!(bytes.windows(comment.len()).any(|w| w == comment));
+
+    // Only TTL-expired drops, while normal traffic also flows.
+    let file = dir.join("ttl.pcap");
+    let child = trace(
+        &[
+            "--count",
+            "1",
+            "--drop-reason",
+            "ttl_expired",
+            "--timeout",
+            "10",
+        ],
+        &file,
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ping(t.h1(), h2, 1, None).unwrap().all_replied());
+    let _ = ping(t.h1(), h2, 1, Some(1)).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = tcpdump(&file);
+    assert_eq!(text.matches("ICMP echo request").count(), 1, "{text}");
+    assert!(text.contains("ttl 1,"), "{text}");
+    let bytes = std::fs::read(&file).unwrap();
+    let comment = b"dropped: ttl_expired";
+    assert!(bytes.windows(comment.len()).any(|w| w == comment));
+
+    let (ok, _, err) = cli(
+        &x.control,
+        &["trace", "--drop-reason", "bogus", "-w", "/dev/null"],
+    );
+    assert!(!ok && err.contains("unknown drop reason"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

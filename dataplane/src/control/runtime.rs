@@ -160,6 +160,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
     let (resolve_tx, resolve_rx) = crossbeam_channel::bounded::<NextHopKey>(RESOLVE_QUEUE);
     let mut setups = Vec::new();
     let mut stats = Vec::new();
+    let tracer = Arc::new(crate::ops::trace::Tracer::default());
     let mut zero_copy = vec![true; ports.len()];
     let mut xsk_fds: Vec<Vec<OwnedFd>> = (0..ports.len()).map(|_| Vec::new()).collect();
     for (w, &cpu) in cfg.cpus.iter().enumerate() {
@@ -202,6 +203,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
             busy_poll: cfg.busy_poll,
             pending: cfg.pending,
             stop: stop_workers.clone(),
+            trace: tracer.clone(),
         });
     }
     drop(resolve_tx);
@@ -226,6 +228,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
         baseline: Mutex::new(None),
         neighbour_states: Mutex::new(neighbour_states(&state, &ports)),
         queries: query_tx,
+        tracer,
     });
     // The metrics endpoint binds before capabilities are dropped (a port below 1024 needs
     // CAP_NET_BIND_SERVICE); a failure here is a setup failure like any other.
@@ -690,6 +693,8 @@ struct Instance {
     neighbour_states: Mutex<std::collections::BTreeMap<String, u64>>,
     /// Requests for the control thread.
     queries: crossbeam_channel::Sender<Query>,
+    /// The workers' packet tracer.
+    tracer: Arc<crate::ops::trace::Tracer>,
 }
 
 impl Instance {
@@ -824,6 +829,28 @@ impl Handler for Instance {
                 serde_json::json!({"cleared": true})
             }
             Request::Routes { .. } | Request::Neighbours | Request::Reload => self.ask(req)?,
+            Request::Trace {
+                count,
+                drop_reason,
+                timeout_ms,
+            } => {
+                let records = self.tracer.capture(
+                    *count,
+                    drop_reason.as_deref(),
+                    Duration::from_millis((*timeout_ms).min(600_000)),
+                )?;
+                let interfaces = self
+                    .fib
+                    .load()
+                    .ports
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect();
+                serde_json::to_value(crate::ops::trace::TraceReport {
+                    interfaces,
+                    records,
+                })?
+            }
         })
     }
 }

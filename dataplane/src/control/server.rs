@@ -46,6 +46,17 @@ pub enum Request {
     ClearCounters,
     /// Re-read the configuration: [`crate::ops::config::ReloadOutcome`].
     Reload,
+    /// Capture what the pipeline does to the next `count` packets (only those dropped for
+    /// `drop_reason` when given), for at most `timeout_ms`: [`crate::ops::trace::TraceReport`].
+    Trace {
+        /// Packets to capture.
+        count: u32,
+        /// Only packets dropped for this reason.
+        #[serde(default)]
+        drop_reason: Option<String>,
+        /// Give up after this long.
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -187,13 +198,22 @@ fn serve(conn: UnixStream, handler: &dyn Handler) -> Result<()> {
 ///
 /// When nothing listens on `path` (with a hint), or the instance reports an error.
 pub fn request(path: &Path, req: &Request) -> Result<serde_json::Value> {
+    request_timeout(path, req, Duration::from_secs(10))
+}
+
+/// [`request`], waiting up to `timeout` for the answer.
+///
+/// # Errors
+///
+/// As [`request`].
+pub fn request_timeout(path: &Path, req: &Request, timeout: Duration) -> Result<serde_json::Value> {
     let conn = UnixStream::connect(path).with_context(|| {
         format!(
             "cannot reach xfwd on control socket {} (is `xfwd run` running?)",
             path.display()
         )
     })?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     (&conn).write_all(&line)?;

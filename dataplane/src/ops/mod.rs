@@ -5,4 +5,5 @@ pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod sdnotify;
+pub mod trace;
 pub mod tune;
