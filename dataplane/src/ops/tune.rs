@@ -548,10 +548,10 @@ pub fn render(steps: &[Step]) -> String {
 pub fn apply(steps: &[Step]) -> Vec<(Step, String)> {
     let mut failed = Vec::new();
     for st in steps {
-        if let (Kind::Change, Some(a)) = (st.kind, &st.action) {
-            if let Err(e) = a.apply() {
-                failed.push((st.clone(), e));
-            }
+        if let (Kind::Change, Some(a)) = (st.kind, &st.action)
+            && let Err(e) = a.apply()
+        {
+            failed.push((st.clone(), e));
         }
     }
     failed
