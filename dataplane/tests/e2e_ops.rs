@@ -599,3 +599,90 @@ fn trace_writes_pcapng_that_tcpdump_reads() {
     assert!(!ok && err.contains("unknown drop reason"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stale xfwd steering program attached without a bpf_link (as an older kernel, or a person
+/// with `ip link set ... xdp obj`, leaves it) is removed at start; a live instance's is not.
+#[test]
+fn start_takes_over_a_stale_steering_program_but_not_a_live_one() {
+    require_privileges!();
+    let t = Topology::builder("opso").build().unwrap();
+    let obj = std::fs::read_dir(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/debug/build"
+    ))
+    .unwrap()
+    .filter_map(|e| {
+        let p = e.ok()?.path().join("out/steer.bpf.o");
+        p.exists().then_some(p)
+    })
+    .next()
+    .expect("the build's steer.bpf.o");
+    let out = t
+        .router()
+        .exec(&[
+            "ip",
+            "link",
+            "set",
+            "dev",
+            "p0",
+            "xdpgeneric",
+            "obj",
+            obj.to_str().unwrap(),
+            "sec",
+            "xdp",
+        ])
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let control = std::env::temp_dir().join(format!("{}.sock", t.router().name()));
+    let ctl = control.to_string_lossy().into_owned();
+    let cpu = worker_cpu().to_string();
+    let argv = |ctl: &str| {
+        vec![
+            xfwd_bin().to_owned(),
+            "run".into(),
+            "--iface".into(),
+            "p0".into(),
+            "--iface".into(),
+            "p1".into(),
+            "--cpus".into(),
+            cpu.clone(),
+            "--control".into(),
+            ctl.to_owned(),
+        ]
+    };
+    let a = argv(&ctl);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut x = Daemon::spawn(t.router(), &a).unwrap();
+    x.wait_for_line("ready", Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", x.log()));
+    assert!(
+        x.log().contains("removed a stale xfwd XDP program"),
+        "{}",
+        x.log()
+    );
+    t.resolve_neighbours().unwrap();
+    assert!(
+        ping(t.h1(), t.iface(End::H2).addr, 2, None)
+            .unwrap()
+            .all_replied()
+    );
+
+    // A second instance (other control socket) must not take over the live one's program.
+    let ctl2 = format!("{ctl}.2");
+    let b = argv(&ctl2);
+    let b: Vec<&str> = b.iter().map(String::as_str).collect();
+    let out = t.router().command(b[0]).args(&b[1..]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("another XDP program is already attached"),
+        "{err}"
+    );
+    assert!(
+        ping(t.h1(), t.iface(End::H2).addr, 2, None)
+            .unwrap()
+            .all_replied()
+    );
+    x.signal(Signal::Term).unwrap();
+    assert!(x.wait_exit(Duration::from_secs(10)).unwrap().success());
+}

@@ -130,9 +130,15 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
     };
     let mut xdp_modes = Vec::new();
     for (slot, p) in ports.iter().enumerate() {
-        let got = steer
-            .attach(p.ifindex, slot as u32, mode)
-            .with_context(|| format!("attaching XDP to {}", p.name))?;
+        let got = match steer.attach(p.ifindex, slot as u32, mode) {
+            Err(xfwd_ebpf::Error::XdpBusy { .. })
+                if crate::ops::takeover::remove_stale(&p.name) =>
+            {
+                steer.attach(p.ifindex, slot as u32, mode)
+            }
+            r => r,
+        }
+        .with_context(|| format!("attaching XDP to {}", p.name))?;
         xdp_modes.push(got.as_str().to_owned());
     }
 

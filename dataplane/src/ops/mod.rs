@@ -5,5 +5,6 @@ pub mod config;
 pub mod log;
 pub mod metrics;
 pub mod sdnotify;
+pub mod takeover;
 pub mod trace;
 pub mod tune;
