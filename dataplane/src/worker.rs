@@ -71,6 +71,8 @@ pub struct WorkerSetup {
     pub stop: Arc<AtomicBool>,
     /// Packet tracing (`xfwd trace`): checked once per RX batch.
     pub trace: Arc<crate::ops::trace::Tracer>,
+    /// Neighbour-queue limits `xfwd reload` can change, read every [`SETTLE_EVERY`].
+    pub live: Arc<crate::ops::live::LiveLimits>,
 }
 
 /// Starts the worker's thread (`xfwd-w{id}`).
@@ -132,6 +134,7 @@ fn run(setup: WorkerSetup) {
         pending,
         stop,
         trace,
+        live,
     } = setup;
     if let Some(cpu) = cpu {
         if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -165,6 +168,7 @@ fn run(setup: WorkerSetup) {
     let started = Instant::now();
     let mut last_settle = started;
     let mut last_housekeeping = started;
+    let mut last_live = started;
     let mut generation_seen = 0;
     let mut idle_loops = 0u32;
 
@@ -240,6 +244,14 @@ fn run(setup: WorkerSetup) {
             }
         }
 
+        if t0.duration_since(last_live) >= SETTLE_EVERY {
+            last_live = t0;
+            let (per_nexthop, timeout) = live.get();
+            let cur = parked.limits();
+            if cur.per_nexthop != per_nexthop || cur.timeout != timeout {
+                parked.set_limits(per_nexthop, timeout);
+            }
+        }
         if !confirm.asked.is_empty() && t0.duration_since(last_housekeeping) >= SETTLE_EVERY {
             last_housekeeping = t0;
             confirm.forget_before(t0);

@@ -19,9 +19,11 @@ use xfwd_testbed::{End, NetNs, Topology, require_privileges};
 fn config(control: &Path, metrics: &str, log: &str, ring: u32) -> String {
     format!(
         "[service]\nlog_level = \"{log}\"\ncontrol_socket = \"{}\"\nmetrics = \"{metrics}\"\n\
-         [dataplane]\ninterfaces = [\"p0\", \"p1\"]\ncpus = \"{}\"\nring_size = {ring}\n",
+         [dataplane]\ninterfaces = [\"p0\", \"p1\"]\ncpus = \"{}\"\nring_size = {ring}\n\
+         [neighbour]\nunres_qlen = {}\n",
         control.display(),
-        worker_cpu()
+        worker_cpu(),
+        ring / 64
     )
 }
 
@@ -219,7 +221,11 @@ fn service_config_metrics_cli_reload_and_capabilities() {
     let out = json(&control, &["reload"]);
     assert_eq!(
         out["applied"],
-        serde_json::json!(["service.log_level", "service.metrics"]),
+        serde_json::json!([
+            "service.log_level",
+            "service.metrics",
+            "neighbour.unres_qlen"
+        ]),
         "{out}"
     );
     assert_eq!(

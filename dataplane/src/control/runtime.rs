@@ -167,6 +167,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
     let mut setups = Vec::new();
     let mut stats = Vec::new();
     let tracer = Arc::new(crate::ops::trace::Tracer::default());
+    let live = Arc::new(crate::ops::live::LiveLimits::new(&cfg.pending));
     let mut zero_copy = vec![true; ports.len()];
     let mut xsk_fds: Vec<Vec<OwnedFd>> = (0..ports.len()).map(|_| Vec::new()).collect();
     for (w, &cpu) in cfg.cpus.iter().enumerate() {
@@ -210,6 +211,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
             pending: cfg.pending,
             stop: stop_workers.clone(),
             trace: tracer.clone(),
+            live: live.clone(),
         });
     }
     drop(resolve_tx);
@@ -235,6 +237,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
         neighbour_states: Mutex::new(neighbour_states(&state, &ports)),
         queries: query_tx,
         tracer,
+        live,
     });
     // The metrics endpoint binds before capabilities are dropped (a port below 1024 needs
     // CAP_NET_BIND_SERVICE); a failure here is a setup failure like any other.
@@ -528,6 +531,12 @@ impl ServiceState {
                     }
                     self.settings.metrics = new.metrics;
                 }
+                "neighbour.unres_qlen" | "neighbour.resolve_timeout_ms" => {
+                    let p = &mut self.settings.run.pending;
+                    p.per_nexthop = new.run.pending.per_nexthop.min(p.total);
+                    p.timeout = new.run.pending.timeout;
+                    self.instance.live.set(p);
+                }
                 other => bail!("reload: {other} is marked live but has no live handler"),
             }
             let name = crate::ops::config::key(key).map(|k| k.name);
@@ -701,6 +710,8 @@ struct Instance {
     queries: crossbeam_channel::Sender<Query>,
     /// The workers' packet tracer.
     tracer: Arc<crate::ops::trace::Tracer>,
+    /// Neighbour-queue limits the workers re-read.
+    live: Arc<crate::ops::live::LiveLimits>,
 }
 
 impl Instance {

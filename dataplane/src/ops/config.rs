@@ -253,10 +253,10 @@ pub const KEYS: &[Key] = &[
         name: "neighbour.unres_qlen",
         ty: "integer",
         default: "64",
-        live: false,
+        live: true,
         flag: Some("--unres-qlen"),
         doc: "Packets held per unresolved next hop while the kernel resolves it (Linux \
-              `unres_qlen`); more are dropped as `neigh_queue_full`.",
+              `unres_qlen`); more are dropped as `neigh_queue_full`. At most pending_total.",
         set: |s, v| {
             s.run.pending.per_nexthop = int(v, 1, 65536)? as usize;
             Ok(())
@@ -279,7 +279,7 @@ pub const KEYS: &[Key] = &[
         name: "neighbour.resolve_timeout_ms",
         ty: "integer",
         default: "3000",
-        live: false,
+        live: true,
         flag: Some("--resolve-timeout-ms"),
         doc: "Give up on an unresolved next hop after this many milliseconds (then ICMP host \
               unreachable); at least 100.",

@@ -2,6 +2,7 @@
 //! Prometheus endpoint, systemd notification and the capabilities kept after setup.
 
 pub mod config;
+pub mod live;
 pub mod log;
 pub mod metrics;
 pub mod sdnotify;
@@ -41,7 +42,11 @@ mod tests {
                 .iter()
                 .chain(crate::privileges::KEPT_AFTER_SETUP)
             {
-                assert!(caps.split(' ').any(|x| x == c.name), "{key} lacks {}", c.name);
+                assert!(
+                    caps.split(' ').any(|x| x == c.name),
+                    "{key} lacks {}",
+                    c.name
+                );
             }
             for c in caps.split(' ') {
                 assert!(
