@@ -382,6 +382,18 @@ impl Source {
                 Err(e) => errors.push(format!("{} {e}", key.flag.unwrap_or(key.name))),
             }
         }
+        if errors.is_empty() && s.run.interfaces.is_empty() {
+            errors.push(match &self.file {
+                Some(p) => format!(
+                    "{}: no interfaces: set dataplane.interfaces (or give --iface NAME)",
+                    p.display()
+                ),
+                None => format!(
+                    "no interfaces: give --iface NAME (once per interface), or set \
+                     dataplane.interfaces in {DEFAULT_PATH} or a file given with -c"
+                ),
+            });
+        }
         if errors.is_empty()
             && let Err(e) = s.run.validate()
         {
