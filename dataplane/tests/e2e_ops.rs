@@ -165,7 +165,12 @@ fn service_config_metrics_cli_reload_and_capabilities() {
     );
     assert_eq!(sample(&m, "xfwd_drops_total{reason=\"no_route\"}"), 0.0);
     assert!(sample(&m, "xfwd_fib_prefixes") >= 2.0);
-    assert!(m.contains("xfwd_xsk_statistics_total{interface=\"p0\",counter=\"rx_dropped\"}"));
+    assert!(
+        m.contains(
+            "xfwd_xsk_statistics_total{interface=\"p0\",queue=\"0\",counter=\"rx_dropped\"}"
+        ),
+        "{m}"
+    );
     assert!(m.contains("xfwd_build_info{version=\""), "{m}");
     assert!(m.contains("xfwd_neighbours{state=\""), "{m}");
     assert!(m.contains("xfwd_worker_busy_ratio{worker=\"0\""), "{m}");

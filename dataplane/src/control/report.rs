@@ -99,6 +99,9 @@ pub struct PortCounts {
     pub tx_packets: u64,
     /// Bytes transmitted.
     pub tx_bytes: u64,
+    /// The AF_XDP socket's `XDP_STATISTICS`.
+    #[serde(default)]
+    pub xsk: BTreeMap<String, u64>,
 }
 
 /// Forwarding table summary in [`StatsReport`].
@@ -297,6 +300,7 @@ impl StatsReport {
                 p.rx_bytes = p.rx_bytes.saturating_sub(bp.rx_bytes);
                 p.tx_packets = p.tx_packets.saturating_sub(bp.tx_packets);
                 p.tx_bytes = p.tx_bytes.saturating_sub(bp.tx_bytes);
+                sub_map(&mut p.xsk, &bp.xsk);
             }
             w.derive();
         }

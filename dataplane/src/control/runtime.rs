@@ -742,6 +742,25 @@ impl Instance {
 
     /// Counters since start, summed over workers now.
     fn raw_stats(&self) -> StatsReport {
+        // XDP_STATISTICS of each (port, worker) socket, read once.
+        let xsk_stats: Vec<Vec<std::collections::BTreeMap<String, u64>>> = self
+            .xsk_fds
+            .iter()
+            .map(|fds| {
+                fds.iter()
+                    .map(|fd| {
+                        xsk::statistics(fd.as_fd())
+                            .map(|s| {
+                                s.named()
+                                    .into_iter()
+                                    .map(|(k, v)| (k.to_owned(), v))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .collect();
         let fib = self.fib.load_full();
         let workers: Vec<&WorkerStats> = self.workers.iter().map(|w| &***w).collect();
         let drops = DropReason::ALL
@@ -761,11 +780,9 @@ impl Instance {
                 let [rx_packets, rx_bytes, tx_packets, tx_bytes] =
                     crate::stats::port_totals(&workers, i);
                 let mut xsk = std::collections::BTreeMap::new();
-                for fd in &self.xsk_fds[i] {
-                    if let Ok(s) = xsk::statistics(fd.as_fd()) {
-                        for (k, v) in s.named() {
-                            *xsk.entry(k.to_owned()).or_insert(0) += v;
-                        }
+                for per_queue in &xsk_stats[i] {
+                    for (k, v) in per_queue {
+                        *xsk.entry(k.clone()).or_insert(0) += v;
                     }
                 }
                 InterfaceReport {
@@ -799,11 +816,17 @@ impl Instance {
                     ports: w
                         .ports
                         .iter()
-                        .map(|p| PortCounts {
+                        .enumerate()
+                        .map(|(port, p)| PortCounts {
                             rx_packets: p.rx_packets.get(),
                             rx_bytes: p.rx_bytes.get(),
                             tx_packets: p.tx_packets.get(),
                             tx_bytes: p.tx_bytes.get(),
+                            xsk: xsk_stats
+                                .get(port)
+                                .and_then(|q| q.get(id))
+                                .cloned()
+                                .unwrap_or_default(),
                         })
                         .collect(),
                     ..WorkerReport::default()

@@ -278,15 +278,19 @@ pub fn render(s: &StatsReport) -> String {
     o.family(
         "xfwd_xsk_statistics_total",
         "counter",
-        "AF_XDP socket statistics (XDP_STATISTICS), summed over the interface's queues.",
+        "AF_XDP socket statistics (XDP_STATISTICS) of each interface queue's socket.",
     );
-    for i in &s.interfaces {
-        for (k, v) in &i.xsk {
-            o.sample(
-                "xfwd_xsk_statistics_total",
-                &[("interface", &i.name), ("counter", k)],
-                v,
-            );
+    for w in &s.workers {
+        let q = w.id.to_string();
+        for (p, c) in w.ports.iter().enumerate() {
+            let iface = s.interfaces.get(p).map_or("?", |i| i.name.as_str());
+            for (k, v) in &c.xsk {
+                o.sample(
+                    "xfwd_xsk_statistics_total",
+                    &[("interface", iface), ("queue", &q), ("counter", k)],
+                    v,
+                );
+            }
         }
     }
     o.family("xfwd_drops_total", "counter", "Packets dropped, by reason.");
