@@ -440,6 +440,14 @@ fn apply_text(s: &mut Settings, path: &Path, text: &str) -> Vec<String> {
     flatten("", &table, &mut leaves);
     for (name, v) in leaves {
         let (kspan, vspan) = spans.get(&name).cloned().unwrap_or((None, None));
+        if is_section(&name) {
+            errors.push(format!(
+                "{}: {name}: expected a table ([{name}]), found {}",
+                at(vspan.or(kspan)),
+                v.type_str()
+            ));
+            continue;
+        }
         let Some(key) = key(&name) else {
             let hint = suggest(&name).map_or_else(String::new, |m| format!(" (did you mean {m}?)"));
             errors.push(format!("{}: {name}: unknown key{hint}", at(kspan)));
@@ -637,6 +645,11 @@ mod tests {
             .to_string();
         assert!(
             e.contains(":2:14: dataplane.interfaces: expected an array"),
+            "{e}"
+        );
+        let e = load("dataplane = 3\n").unwrap_err().to_string();
+        assert!(
+            e.contains(":1:13: dataplane: expected a table ([dataplane]), found integer"),
             "{e}"
         );
         let e = load("[dataplane\n").unwrap_err().to_string();
