@@ -120,12 +120,15 @@ fn service_config_metrics_cli_reload_and_capabilities() {
     );
     // The watchdog pings at half of WATCHDOG_USEC from the control loop.
     wait_notify(&notify, "WATCHDOG=1", Duration::from_secs(3));
-    let log = xfwd.log();
-    assert!(log.contains("configuration:"), "{log}");
-    assert!(
-        log.contains("privileges: keeping CAP_NET_ADMIN, CAP_BPF"),
-        "{log}"
-    );
+    // stderr is read by another thread: wait for the lines rather than race it.
+    for line in [
+        "configuration:",
+        "privileges: keeping CAP_NET_ADMIN, CAP_BPF",
+        "ready",
+    ] {
+        xfwd.wait_for_line(line, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+    }
 
     // Every thread runs with CAP_NET_ADMIN and CAP_BPF only.
     let keep = (1u64 << 12) | (1u64 << 39);
