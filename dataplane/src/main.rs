@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use xfwd::control::config::{BindMode, IdleMode, RunConfig, XdpMode, parse_cpu_list};
+use xfwd::control::config::{
+    BindMode, IcmpConfig, IdleMode, Martians, RpFilter, RunConfig, XdpMode, parse_cpu_list,
+};
 use xfwd::control::report::{ErrorsReport, StatsReport};
 use xfwd::control::server::{self, DEFAULT_CONTROL, Request};
 use xfwd::neigh::PendingLimits;
@@ -108,6 +110,41 @@ struct RunArgs {
     /// Back the UMEM with huge pages when available.
     #[arg(long)]
     huge_pages: bool,
+    /// Reverse-path filter (Linux rp_filter; off like a fresh network namespace).
+    #[arg(long, value_enum, default_value_t = RpFilter::Off)]
+    rp_filter: RpFilter,
+    /// Martian addresses: RFC 1812 (also class E and 169.254/16) or Linux's set.
+    #[arg(long, value_enum, default_value_t = Martians::Rfc1812)]
+    martians: Martians,
+    /// Forward loose source-routed packets (Linux accept_source_route; default: drop them).
+    #[arg(long)]
+    accept_source_route: bool,
+    /// Send no ICMP errors.
+    #[arg(long)]
+    no_icmp_errors: bool,
+    /// Source ICMP errors from the inbound interface (icmp_errors_use_inbound_ifaddr).
+    #[arg(long)]
+    icmp_errors_use_inbound_ifaddr: bool,
+    /// Per-destination ICMP error interval in ms (icmp_ratelimit; 0 = unlimited).
+    #[arg(long, default_value_t = IcmpConfig::default().ratelimit_ms)]
+    icmp_ratelimit: u32,
+    /// ICMP types rate limited, bit t = type t (icmp_ratemask), e.g. 0x1818.
+    #[arg(long, value_parser = parse_mask, default_value = "0x1818")]
+    icmp_ratemask: u32,
+    /// Global ICMP error rate (icmp_msgs_per_sec), shared by the workers.
+    #[arg(long, default_value_t = IcmpConfig::default().msgs_per_sec)]
+    icmp_msgs_per_sec: u32,
+    /// Global ICMP error burst (icmp_msgs_burst).
+    #[arg(long, default_value_t = IcmpConfig::default().msgs_burst)]
+    icmp_msgs_burst: u32,
+}
+
+fn parse_mask(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?}: {e}"))
 }
 
 impl RunArgs {
@@ -136,6 +173,17 @@ impl RunArgs {
                 ..PendingLimits::default()
             },
             huge_pages: self.huge_pages,
+            rp_filter: self.rp_filter,
+            martians: self.martians,
+            accept_source_route: self.accept_source_route,
+            icmp: IcmpConfig {
+                enabled: !self.no_icmp_errors,
+                use_inbound_ifaddr: self.icmp_errors_use_inbound_ifaddr,
+                ratelimit_ms: self.icmp_ratelimit,
+                ratemask: self.icmp_ratemask,
+                msgs_per_sec: self.icmp_msgs_per_sec,
+                msgs_burst: self.icmp_msgs_burst,
+            },
         };
         cfg.validate()?;
         Ok(cfg)

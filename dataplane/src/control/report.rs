@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::drop::DropReason;
+use crate::drop::{DropReason, Event};
 
 /// `xfwd show stats`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -19,6 +19,9 @@ pub struct StatsReport {
     pub forwarded: u64,
     /// Drops by reason name, every reason listed (zeros included) so scripts can rely on keys.
     pub drops: BTreeMap<String, u64>,
+    /// Events by name (ICMP errors sent or held back, fragmentation), every event listed.
+    #[serde(default)]
+    pub events: BTreeMap<String, u64>,
     /// Per interface xfwd drives.
     pub interfaces: Vec<InterfaceReport>,
     /// Per worker.
@@ -50,6 +53,10 @@ pub struct InterfaceReport {
     pub zero_copy: bool,
     /// AF_XDP socket statistics summed over queues (`XDP_STATISTICS`).
     pub xsk: BTreeMap<String, u64>,
+    /// Drops attributed to this interface (ingress; egress for TX ring full and neighbour
+    /// failures), non-zero reasons only.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// One worker in [`StatsReport`].
@@ -71,6 +78,9 @@ pub struct WorkerReport {
     pub pending: u64,
     /// TX wake-ups (`sendto`) issued.
     pub tx_kicks: u64,
+    /// Its drops, non-zero reasons only.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// Forwarding table summary in [`StatsReport`].
@@ -89,6 +99,9 @@ pub struct FibReport {
 pub struct ErrorsReport {
     /// One row per reason, in pipeline order.
     pub errors: Vec<ErrorRow>,
+    /// One row per event (ICMP errors sent or held back, fragmentation).
+    #[serde(default)]
+    pub events: Vec<ErrorRow>,
 }
 
 /// One row of [`ErrorsReport`].
@@ -113,24 +126,42 @@ impl ErrorsReport {
                 description: r.description().to_owned(),
             })
             .collect();
-        ErrorsReport { errors }
+        let events = Event::ALL
+            .iter()
+            .map(|e| ErrorRow {
+                reason: e.name().to_owned(),
+                count: stats.events.get(e.name()).copied().unwrap_or(0),
+                description: e.description().to_owned(),
+            })
+            .collect();
+        ErrorsReport { errors, events }
     }
 
     /// A table for people; `all` includes reasons that never fired.
     pub fn render(&self, all: bool) -> String {
         let rows: Vec<_> = self.errors.iter().filter(|e| all || e.count > 0).collect();
-        if rows.is_empty() {
-            return "no drops\n".to_owned();
-        }
+        let events: Vec<_> = self.events.iter().filter(|e| all || e.count > 0).collect();
         let w = rows
             .iter()
+            .chain(events.iter())
             .map(|e| e.reason.len())
             .max()
             .unwrap_or(6)
             .max(6);
-        let mut s = format!("{:<w$}  {:>12}  description\n", "reason", "packets");
-        for e in rows {
-            let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);
+        let mut s = if rows.is_empty() {
+            "no drops\n".to_owned()
+        } else {
+            let mut s = format!("{:<w$}  {:>12}  description\n", "reason", "packets");
+            for e in rows {
+                let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);
+            }
+            s
+        };
+        if !events.is_empty() {
+            let _ = writeln!(s, "\n{:<w$}  {:>12}  description", "event", "count");
+            for e in events {
+                let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);
+            }
         }
         s
     }
@@ -194,6 +225,13 @@ impl StatsReport {
         } else {
             s.push_str("\ndrops:\n");
             for (name, n) in drops {
+                let _ = writeln!(s, "  {name:<24} {n:>12}");
+            }
+        }
+        let events: Vec<_> = self.events.iter().filter(|(_, n)| **n > 0).collect();
+        if !events.is_empty() {
+            s.push_str("\nevents:\n");
+            for (name, n) in events {
                 let _ = writeln!(s, "  {name:<24} {n:>12}");
             }
         }

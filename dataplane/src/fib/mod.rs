@@ -91,6 +91,8 @@ pub enum FibEntry {
     Prohibit,
     /// Unicast route out of an interface xfwd does not drive.
     NotManaged,
+    /// The directed broadcast address of a connected subnet (RFC 1812 §5.3.5.2).
+    Broadcast,
 }
 
 /// The kernel route types the FIB distinguishes (`RTN_*`).
@@ -202,6 +204,58 @@ pub struct AdjTable {
     hosts: FastMap<u64, Adj>,
 }
 
+/// One of the router's IPv4 addresses on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAddr {
+    /// The address, host order.
+    pub addr: u32,
+    /// Prefix length of its subnet.
+    pub prefix_len: u8,
+    /// `IFA_F_SECONDARY`: never chosen as a source (Linux `inet_select_addr`).
+    pub secondary: bool,
+}
+
+/// The router's own addresses: per port (to pick the source of ICMP errors and record-route
+/// entries) and all of them (martian source check).
+#[derive(Debug, Default, Clone)]
+pub struct IfAddrs {
+    /// Index = port id, in the kernel's order.
+    pub ports: Vec<Vec<PortAddr>>,
+    /// Every local IPv4 address of the namespace, host order, sorted.
+    pub local: Vec<u32>,
+}
+
+impl IfAddrs {
+    /// Linux `inet_select_addr(dev, dst, scope)`: the first primary address of `port` whose
+    /// subnet holds `dst`, else the first primary address; `None` when the port has none.
+    pub fn select(&self, port: PortId, dst: u32) -> Option<u32> {
+        let addrs = self.ports.get(usize::from(port))?;
+        let mut first = None;
+        for a in addrs.iter().filter(|a| !a.secondary) {
+            let mask = if a.prefix_len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(a.prefix_len.min(32)))
+            };
+            if dst != 0 && (dst ^ a.addr) & mask == 0 {
+                return Some(a.addr);
+            }
+            first.get_or_insert(a.addr);
+        }
+        first
+    }
+
+    /// Whether `addr` (host order) is one of the router's own addresses.
+    #[inline]
+    pub fn is_local(&self, addr: u32) -> bool {
+        if self.local.len() <= 8 {
+            self.local.contains(&addr)
+        } else {
+            self.local.binary_search(&addr).is_ok()
+        }
+    }
+}
+
 /// One immutable forwarding snapshot. Workers hold an `Arc<Fib>` for one batch at a time.
 #[derive(Debug, Default)]
 pub struct Fib {
@@ -213,6 +267,8 @@ pub struct Fib {
     pub ports: Arc<[PortInfo]>,
     /// Incremented on every publish; workers compare it to notice a new snapshot.
     pub generation: u64,
+    /// The router's own addresses.
+    pub addrs: Arc<IfAddrs>,
 }
 
 /// Where a looked-up packet goes.
@@ -240,6 +296,17 @@ impl RouteTable {
     pub fn build(
         routes: impl IntoIterator<Item = RouteInput>,
         local: impl IntoIterator<Item = Ipv4Addr>,
+        ports: &[PortInfo],
+    ) -> Self {
+        Self::build_with_broadcasts(routes, local, std::iter::empty(), ports)
+    }
+
+    /// [`Self::build`], plus the directed broadcast addresses of connected subnets (host routes
+    /// of type [`FibEntry::Broadcast`], Linux's `RTN_BROADCAST` routes of the local table).
+    pub fn build_with_broadcasts(
+        routes: impl IntoIterator<Item = RouteInput>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+        broadcasts: impl IntoIterator<Item = Ipv4Addr>,
         ports: &[PortInfo],
     ) -> Self {
         let mut t = RouteTable::default();
@@ -288,6 +355,8 @@ impl RouteTable {
             let id = intern(&mut t, entry);
             prefixes.push((r.dst.to_bits(), r.len, id));
         }
+        let bcast_id = intern(&mut t, FibEntry::Broadcast);
+        prefixes.extend(broadcasts.into_iter().map(|a| (a.to_bits(), 32, bcast_id)));
         let local_id = intern(&mut t, FibEntry::Local);
         prefixes.extend(local.into_iter().map(|a| (a.to_bits(), 32, local_id)));
         t.lpm = Lpm::build(prefixes);
@@ -428,6 +497,7 @@ impl Fib {
             Some(FibEntry::Unreachable) => return Verdict::Drop(DropReason::RouteUnreachable),
             Some(FibEntry::Prohibit) => return Verdict::Drop(DropReason::RouteProhibit),
             Some(FibEntry::NotManaged) => return Verdict::Drop(DropReason::EgressNotManaged),
+            Some(FibEntry::Broadcast) => return Verdict::Drop(DropReason::DirectedBroadcast),
         };
         Verdict::Forward(adj)
     }

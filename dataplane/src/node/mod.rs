@@ -14,14 +14,18 @@
 //! the bulk lookup sees every destination at once.
 
 pub mod eth_input;
+pub mod icmp;
 pub mod ip4_forward;
+pub mod ip4_fragment;
 pub mod ip4_input;
 pub mod ip4_lookup;
+pub mod ip4_options;
 pub mod ip4_rewrite;
 
-use crate::drop::DropReason;
-use crate::fib::{Fib, NO_ROUTE, NextHopKey, PortId, Verdict};
-use crate::wire::{EthernetAddress, Ipv4Packet};
+use crate::drop::{DropReason, Event};
+use crate::fib::{FibEntry, Fib, L2_LEN, NO_ROUTE, NextHopKey, PortId, Verdict};
+use crate::wire::{EthernetAddress, Ipv4Packet, ipv4};
+use icmp::{IcmpConfig, IcmpError, IcmpState};
 
 /// Packets per batch: the most a worker takes from one RX ring per pass.
 pub const BATCH: usize = 64;
@@ -41,6 +45,122 @@ pub trait PacketBatch {
 
     /// Shortens packet `i` to `len` bytes (drops link-layer padding).
     fn truncate(&mut self, i: usize, len: usize);
+
+    /// Sets packet `i`'s length, growing it into the buffer's tailroom if needed (to build an
+    /// ICMP error in place). Returns `false` when the buffer is too small.
+    fn set_len(&mut self, i: usize, len: usize) -> bool;
+}
+
+/// Reverse-path filtering, Linux `rp_filter` (`fib_validate_source`).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RpFilter {
+    /// No source validation (a fresh Linux namespace: `rp_filter=0`).
+    #[default]
+    Off,
+    /// RFC 3704 strict: the route back to the source must leave by the ingress interface.
+    Strict,
+    /// RFC 3704 loose: some unicast route back to the source must exist.
+    Loose,
+}
+
+/// Which addresses count as martians.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Martians {
+    /// RFC 1812 §5.3.7 and RFC 3927: class E and 169.254/16 too, as sources and destinations.
+    #[default]
+    Rfc1812,
+    /// Linux `ip_route_input_slow`: class E and link-local addresses are forwarded.
+    Linux,
+}
+
+/// The forwarding policy knobs (Linux sysctls) the pipeline obeys.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ForwardConfig {
+    /// `--rp-filter`.
+    pub rp_filter: RpFilter,
+    /// `--martians`.
+    pub martians: Martians,
+    /// `--accept-source-route`.
+    pub accept_source_route: bool,
+    /// ICMP errors.
+    pub icmp: IcmpConfig,
+}
+
+/// One worker's pipeline state: the policy, ICMP rate-limit buckets, event counts.
+#[derive(Debug)]
+pub struct Ip4Ctx {
+    /// The policy.
+    pub cfg: ForwardConfig,
+    /// Milliseconds on a monotonic clock; the caller sets it before each batch.
+    pub now_ms: u64,
+    /// ICMP state.
+    pub icmp: IcmpState,
+    /// Events counted since the caller last took them, index = [`Event`].
+    pub events: [u64; Event::COUNT],
+}
+
+impl Ip4Ctx {
+    /// State for worker `worker` of `workers`.
+    pub fn new(cfg: ForwardConfig, workers: usize, worker: usize) -> Self {
+        Ip4Ctx {
+            cfg,
+            now_ms: 0,
+            icmp: IcmpState::new(cfg.icmp, workers, worker),
+            events: [0; Event::COUNT],
+        }
+    }
+
+    /// Counts an event.
+    #[inline]
+    pub fn event(&mut self, e: Event) {
+        self.events[e as usize] += 1;
+    }
+
+    /// Builds ICMP error `err` in place in `frame` (Ethernet header first, the offending
+    /// datagram of `ip_len` bytes after it, at least [`icmp::FRAME_ROOM`] bytes long).
+    #[cold]
+    pub fn icmp_error(
+        &mut self,
+        fib: &Fib,
+        ingress: Option<PortId>,
+        frame: &mut [u8],
+        ip_len: usize,
+        err: IcmpError,
+    ) -> Option<icmp::Sent> {
+        let events = &mut self.events;
+        icmp::send_error(
+            &mut self.icmp,
+            fib,
+            self.now_ms,
+            ingress,
+            frame,
+            ip_len,
+            err,
+            &mut |e| events[e as usize] += 1,
+        )
+    }
 }
 
 /// What happens to one packet of a batch.
@@ -54,8 +174,213 @@ pub enum Outcome {
     /// Forwardable, but the next hop's MAC is not known: TTL already decremented, the L2 header
     /// is written when the neighbour resolves.
     Resolve(NextHopKey),
+    /// Not forwarded; the frame now holds an ICMP error for the sender, to go to `key` (L2
+    /// header written when `resolved`, else park it like [`Outcome::Resolve`]). Count `reason`.
+    Icmp {
+        /// Why the original packet was not forwarded.
+        reason: DropReason,
+        /// Next hop towards the sender.
+        key: NextHopKey,
+        /// Whether `key`'s MAC is known and written.
+        resolved: bool,
+    },
+    /// Forwardable (TTL decremented, options processed) but larger than the egress MTU with DF
+    /// clear: the worker splits it into fragments ([`ip4_fragment`]) for next hop `key`.
+    Fragment(NextHopKey),
     /// Not forwarded.
     Drop(DropReason),
+}
+
+/// First octets that need a closer look as source or destination: 0, 127, 169 (169.254/16),
+/// 224–255 (multicast, class E, limited broadcast).
+const fn exceptional_octets() -> [bool; 256] {
+    let mut t = [false; 256];
+    t[0] = true;
+    t[127] = true;
+    t[169] = true;
+    let mut i = 224;
+    while i < 256 {
+        t[i] = true;
+        i += 1;
+    }
+    t
+}
+static EXCEPTIONAL: [bool; 256] = exceptional_octets();
+
+/// Linux `ip_route_input_slow`'s address checks (plus RFC 1812's with `Martians::Rfc1812`),
+/// in Linux's order. `None`: nothing wrong.
+#[cold]
+#[inline(never)]
+fn martian(src: u32, dst: u32, mode: Martians) -> Option<DropReason> {
+    use DropReason::*;
+    if ipv4::is_multicast(src) {
+        return Some(MartianSrcMulticast);
+    }
+    if ipv4::is_lbcast(src) {
+        return Some(MartianSrcBroadcast);
+    }
+    if ipv4::is_lbcast(dst) {
+        return Some(MartianDstLbcast);
+    }
+    if ipv4::is_zeronet(src) {
+        return Some(MartianSrcZeronet);
+    }
+    if ipv4::is_zeronet(dst) {
+        return Some(MartianDstZeronet);
+    }
+    if ipv4::is_loopback(dst) {
+        return Some(MartianDstLoopback);
+    }
+    if ipv4::is_loopback(src) {
+        return Some(MartianSrcLoopback);
+    }
+    if ipv4::is_multicast(dst) {
+        return Some(MulticastDst);
+    }
+    if mode == Martians::Rfc1812 {
+        if ipv4::is_class_e(src) {
+            return Some(MartianSrcClassE);
+        }
+        if ipv4::is_link_local(src) {
+            return Some(MartianSrcLinkLocal);
+        }
+        if ipv4::is_class_e(dst) {
+            return Some(MartianDstClassE);
+        }
+        if ipv4::is_link_local(dst) {
+            return Some(MartianDstLinkLocal);
+        }
+    }
+    None
+}
+
+/// Linux `__fib_validate_source` for a forwarded packet with `rp_filter` on: the route back to
+/// `src` must be unicast (else martian), and with `Strict` leave by `ingress`.
+#[cold]
+#[inline(never)]
+fn rp_check(fib: &Fib, src: u32, ingress: PortId, mode: RpFilter) -> Option<DropReason> {
+    let back = fib.routes.entry(fib.routes.lookup(src));
+    match back {
+        None => Some(DropReason::RpFilter),
+        Some(FibEntry::Gateway { nh }) => (mode == RpFilter::Strict
+            && fib.routes.nexthops()[nh as usize].port != ingress)
+            .then_some(DropReason::RpFilter),
+        Some(FibEntry::Attached { port }) => {
+            (mode == RpFilter::Strict && port != ingress).then_some(DropReason::RpFilter)
+        }
+        Some(FibEntry::NotManaged) => {
+            (mode == RpFilter::Strict).then_some(DropReason::RpFilter)
+        }
+        Some(FibEntry::Local | FibEntry::Broadcast) => Some(DropReason::MartianSrcLocal),
+        Some(FibEntry::Blackhole | FibEntry::Unreachable | FibEntry::Prohibit) => {
+            Some(DropReason::RpFilter)
+        }
+    }
+}
+
+/// Builds the ICMP error for a packet that will not be forwarded, or falls back to a plain drop.
+#[cold]
+#[inline(never)]
+fn reject<B: PacketBatch + ?Sized>(
+    ctx: &mut Ip4Ctx,
+    fib: &Fib,
+    ingress: PortId,
+    batch: &mut B,
+    i: usize,
+    ip_len: usize,
+    reason: DropReason,
+    err: Option<IcmpError>,
+) -> Outcome {
+    let Some(err) = err else {
+        return Outcome::Drop(reason);
+    };
+    let cur = L2_LEN + ip_len;
+    let room = cur.max(L2_LEN + 28 + ip_len.min(icmp::MAX_QUOTE));
+    if !batch.set_len(i, room) {
+        return Outcome::Drop(reason);
+    }
+    let frame = batch.packet_mut(i);
+    match ctx.icmp_error(fib, Some(ingress), frame, ip_len, err) {
+        Some(sent) => {
+            batch.truncate(i, sent.len);
+            Outcome::Icmp {
+                reason,
+                key: sent.key,
+                resolved: sent.resolved,
+            }
+        }
+        None => {
+            batch.truncate(i, cur);
+            Outcome::Drop(reason)
+        }
+    }
+}
+
+/// The ICMP error Linux sends for a route lookup that gave `reason` (`ip_error`).
+fn route_icmp(reason: DropReason) -> Option<IcmpError> {
+    match reason {
+        DropReason::NoRoute => Some(IcmpError::NET_UNREACH),
+        DropReason::RouteUnreachable => Some(IcmpError::HOST_UNREACH_ROUTE),
+        DropReason::RouteProhibit => Some(IcmpError::PROHIBITED),
+        _ => None,
+    }
+}
+
+/// Options processing for one packet with options (see [`ip4_options`]). `Err` = the outcome.
+#[cold]
+#[inline(never)]
+fn options<B: PacketBatch + ?Sized>(
+    ctx: &mut Ip4Ctx,
+    fib: &Fib,
+    ingress: PortId,
+    batch: &mut B,
+    i: usize,
+    m: &ip4_input::Ip4Meta,
+) -> Result<ip4_options::Options, Outcome> {
+    let frame = batch.packet_mut(i);
+    let hdr = &frame[L2_LEN..L2_LEN + m.header_len];
+    match ip4_options::compile(hdr) {
+        Err(ptr) => Err(reject(
+            ctx,
+            fib,
+            ingress,
+            batch,
+            i,
+            m.total_len,
+            DropReason::Ip4BadOption,
+            Some(IcmpError::param_problem(ptr)),
+        )),
+        Ok(o) if o.srr != 0 && !ctx.cfg.accept_source_route => {
+            Err(Outcome::Drop(DropReason::Ip4SourceRoute))
+        }
+        Ok(o) if o.srr != 0 && o.strict => Err(reject(
+            ctx,
+            fib,
+            ingress,
+            batch,
+            i,
+            m.total_len,
+            DropReason::Ip4SourceRoute,
+            Some(IcmpError::param_problem(16)),
+        )),
+        Ok(o) => Ok(o),
+    }
+}
+
+/// Record route / timestamp on the way out, then the header checksum.
+#[cold]
+#[inline(never)]
+fn forward_options(fib: &Fib, frame: &mut [u8], hl: usize, o: &ip4_options::Options, port: PortId, nh: u32) {
+    if !o.rr_needaddr && o.ts == 0 {
+        return;
+    }
+    let addr = fib.addrs.select(port, nh).unwrap_or(0);
+    let hdr = &mut frame[L2_LEN..L2_LEN + hl];
+    if ip4_options::forward(hdr, o, addr, ip4_options::now_ms_since_midnight()) {
+        hdr[10..12].copy_from_slice(&[0, 0]);
+        let c = crate::wire::checksum::checksum(hdr);
+        hdr[10..12].copy_from_slice(&c.to_be_bytes());
+    }
 }
 
 /// Runs the IPv4 forwarding pipeline over a batch received on `ingress`, writing one
@@ -66,6 +391,7 @@ pub enum Outcome {
 /// If the batch holds more than [`BATCH`] packets or `ingress` is not a port of `fib`.
 pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
     fib: &Fib,
+    ctx: &mut Ip4Ctx,
     ingress: PortId,
     batch: &mut B,
     out: &mut [Outcome; BATCH],
@@ -75,19 +401,20 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
     let dev_mac = EthernetAddress(fib.ports[usize::from(ingress)].mac);
     let mut dsts = [0u32; BATCH];
     let mut meta = [ip4_input::Ip4Meta::default(); BATCH];
-    let mut l3 = [0usize; BATCH];
 
     // eth_input + ip4_input: classify and validate; keep each live packet's destination.
     for i in 0..n {
         let frame = batch.packet_mut(i);
         let checked = eth_input::eth_input(frame, &dev_mac).and_then(|eth| {
-            let m = ip4_input::ip_rcv_core(&frame[eth.l3_offset..], eth.pkt_type)?;
-            Ok((eth.l3_offset, m))
+            if eth.l3_offset != L2_LEN {
+                // Tagged frames are the kernel's (the rewrite assumes an untagged header).
+                return Err(DropReason::EthNotIpv4);
+            }
+            ip4_input::ip_rcv_core(&frame[eth.l3_offset..], eth.pkt_type)
         });
         match checked {
-            Ok((off, m)) => {
-                batch.truncate(i, off + m.total_len);
-                l3[i] = off;
+            Ok(m) => {
+                batch.truncate(i, L2_LEN + m.total_len);
                 dsts[i] = m.dst;
                 meta[i] = m;
                 out[i] = Outcome::Tx(ingress); // provisional, decided below
@@ -103,26 +430,80 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
     let mut entries = [NO_ROUTE; BATCH];
     ip4_lookup::ip4_lookup(fib, &dsts[..n], &mut entries[..n]);
 
-    // ip4_forward + ip4_rewrite.
+    // ip_route_input + ip_forward + ip4_rewrite.
     for i in 0..n {
         if matches!(out[i], Outcome::Drop(_)) {
             continue;
         }
         let m = &meta[i];
+        if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize] {
+            if let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians) {
+                out[i] = Outcome::Drop(reason);
+                continue;
+            }
+        }
+        if fib.addrs.is_local(m.src) {
+            out[i] = Outcome::Drop(DropReason::MartianSrcLocal);
+            continue;
+        }
         let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst) {
             Verdict::Drop(reason) => {
-                out[i] = Outcome::Drop(reason);
+                out[i] = reject(
+                    ctx,
+                    fib,
+                    ingress,
+                    batch,
+                    i,
+                    m.total_len,
+                    reason,
+                    route_icmp(reason),
+                );
                 continue;
             }
             Verdict::Forward(adj) => (adj.mtu, Ok(adj)),
             Verdict::Resolve { key, mtu } => (mtu, Err(key)),
         };
-        if let Err(reason) = ip4_forward::ip_forward(m.ttl, m.total_len, m.df, mtu) {
-            out[i] = Outcome::Drop(reason);
+        if ctx.cfg.rp_filter != RpFilter::Off {
+            if let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter) {
+                out[i] = Outcome::Drop(reason);
+                continue;
+            }
+        }
+        let opts = if m.has_options {
+            match options(ctx, fib, ingress, batch, i, m) {
+                Ok(o) => Some(o),
+                Err(outcome) => {
+                    out[i] = outcome;
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let fits = match ip4_forward::ip_forward(m.ttl, m.total_len, m.df, mtu) {
+            Ok(fits) => fits,
+            Err(reason) => {
+                let err = match reason {
+                    DropReason::TtlExpired => IcmpError::TTL,
+                    _ => IcmpError::frag_needed(mtu),
+                };
+                out[i] = reject(ctx, fib, ingress, batch, i, m.total_len, reason, Some(err));
+                continue;
+            }
+        };
+        let key = match next {
+            Ok(adj) => adj.key(),
+            Err(key) => key,
+        };
+        let frame = batch.packet_mut(i);
+        if let Some(o) = &opts {
+            forward_options(fib, frame, m.header_len, o, key.port, key.ip);
+        }
+        Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
+        if !fits {
+            out[i] = Outcome::Fragment(key);
             continue;
         }
-        let frame = batch.packet_mut(i);
-        Ipv4Packet::new_unchecked(&mut frame[l3[i]..]).decrease_ttl();
         out[i] = match next {
             Ok(adj) => {
                 ip4_rewrite::ip4_rewrite(frame, &adj.l2);
@@ -149,6 +530,11 @@ impl PacketBatch for [Vec<u8>] {
 
     fn truncate(&mut self, i: usize, len: usize) {
         self[i].truncate(len);
+    }
+
+    fn set_len(&mut self, i: usize, len: usize) -> bool {
+        self[i].resize(len, 0);
+        true
     }
 }
 
