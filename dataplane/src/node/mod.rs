@@ -547,13 +547,15 @@ mod tests {
 
     use super::*;
     use crate::fib::{
-        AdjTable, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType,
+        AdjTable, IfAddrs, NeighInput, PortAddr, PortInfo, RouteInput, RouteNextHop, RouteTable,
+        RouteType,
     };
 
     const P0_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
     const P1_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x11];
     const H2_MAC: [u8; 6] = [2, 0, 0, 0, 2, 2];
     const GW_MAC: [u8; 6] = [2, 0, 0, 0, 2, 3];
+    const H1_MAC: [u8; 6] = [2, 0, 0, 0, 1, 2];
 
     fn fib() -> Fib {
         let ports: Arc<[PortInfo]> = Arc::from(vec![
@@ -568,7 +570,7 @@ mod tests {
                 ifindex: 11,
                 name: "p1".into(),
                 mac: P1_MAC,
-                mtu: 1500,
+                mtu: 1400,
                 up: true,
             },
         ]);
@@ -582,7 +584,7 @@ mod tests {
                 ifindex,
             }],
         };
-        let routes = RouteTable::build(
+        let routes = RouteTable::build_with_broadcasts(
             [
                 route("10.0.1.0", 24, RouteType::Unicast, None, 10),
                 route("10.0.2.0", 24, RouteType::Unicast, None, 11),
@@ -590,12 +592,15 @@ mod tests {
                 route("198.19.0.0", 24, RouteType::Unicast, Some("10.0.2.9"), 11),
                 route("203.0.113.0", 24, RouteType::Blackhole, None, 0),
                 route("192.0.2.0", 24, RouteType::Unicast, Some("172.16.0.1"), 99),
+                route("198.51.100.0", 24, RouteType::Unreachable, None, 0),
+                route("198.51.101.0", 24, RouteType::Prohibit, None, 0),
             ],
             [ip("10.0.1.1"), ip("10.0.2.1")],
+            [ip("10.0.2.255")],
             &ports,
         );
         let neigh = |addr: &str, mac| NeighInput {
-            ifindex: 11,
+            ifindex: if mac == H1_MAC { 10 } else { 11 },
             ip: ip(addr),
             mac: Some(mac),
             valid: true,
@@ -604,15 +609,34 @@ mod tests {
         };
         let adj = AdjTable::build(
             &routes,
-            [neigh("10.0.2.2", H2_MAC), neigh("10.0.2.3", GW_MAC)],
+            [
+                neigh("10.0.2.2", H2_MAC),
+                neigh("10.0.2.3", GW_MAC),
+                neigh("10.0.1.2", H1_MAC),
+            ],
             &ports,
         );
+        let pa = |a: &str| PortAddr {
+            addr: ip(a).to_bits(),
+            prefix_len: 24,
+            secondary: false,
+        };
         Fib {
             routes: Arc::new(routes),
             adj: Arc::new(adj),
             ports,
             generation: 1,
+            addrs: Arc::new(IfAddrs {
+                ports: vec![vec![pa("10.0.1.1")], vec![pa("10.0.2.1")]],
+                local: vec![ip("10.0.1.1").to_bits(), ip("10.0.2.1").to_bits()],
+            }),
         }
+    }
+
+    fn ctx(cfg: ForwardConfig) -> Ip4Ctx {
+        let mut c = Ip4Ctx::new(cfg, 1, 0);
+        c.now_ms = 100_000;
+        c
     }
 
     fn udp(dst: [u8; 4], ttl: u8, dst_mac: [u8; 6]) -> Vec<u8> {
@@ -626,12 +650,71 @@ mod tests {
     }
 
     fn run(frames: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, Vec<Outcome>) {
+        run_with(&mut ctx(ForwardConfig::default()), 0, frames)
+    }
+
+    fn run_with(c: &mut Ip4Ctx, ingress: PortId, frames: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, Vec<Outcome>) {
         let fib = fib();
         let mut batch = frames;
         let mut out = [Outcome::Drop(DropReason::NoRoute); BATCH];
-        ip4_forward_batch(&fib, 0, batch.as_mut_slice(), &mut out);
+        ip4_forward_batch(&fib, c, ingress, batch.as_mut_slice(), &mut out);
         let n = batch.len();
         (batch, out[..n].to_vec())
+    }
+
+    /// An IPv4 packet from `src` to `dst` with `opts`, `payload` bytes of UDP-ish payload.
+    fn raw(src: [u8; 4], dst: [u8; 4], ttl: u8, df: bool, opts: &[u8], payload: usize) -> Vec<u8> {
+        let hl = 20 + opts.len();
+        let mut v = vec![0u8; 14 + hl + payload];
+        v[..6].copy_from_slice(&P0_MAC);
+        v[6..12].copy_from_slice(&H1_MAC);
+        v[12..14].copy_from_slice(&[8, 0]);
+        let p = &mut v[14..];
+        p[0] = 0x40 | (hl / 4) as u8;
+        p[1] = 0xb9;
+        p[2..4].copy_from_slice(&((hl + payload) as u16).to_be_bytes());
+        p[4..6].copy_from_slice(&[0x12, 0x34]);
+        p[6] = if df { 0x40 } else { 0 };
+        p[8] = ttl;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p[20..hl].copy_from_slice(opts);
+        for (i, b) in p[hl..].iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let c = crate::wire::checksum::checksum(&p[..hl]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+        v
+    }
+
+    fn icmp_to_h1(reason: DropReason) -> Outcome {
+        Outcome::Icmp {
+            reason,
+            key: NextHopKey {
+                port: 0,
+                ip: 0x0a00_0102,
+            },
+            resolved: true,
+        }
+    }
+
+    /// Checks an ICMP error frame: L2 to h1, from 10.0.1.1, type/code/info, quote = `orig`.
+    fn check_icmp(frame: &[u8], ty: u8, code: u8, info: u32, orig: &[u8]) {
+        assert_eq!(&frame[..6], &H1_MAC);
+        assert_eq!(&frame[6..12], &P0_MAC);
+        let ip = &frame[14..];
+        assert_eq!(crate::wire::checksum::sum(&ip[..20]), 0xffff);
+        assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), ip.len());
+        assert_eq!(&ip[12..16], &[10, 0, 1, 1], "source: the interface towards the sender");
+        assert_eq!(&ip[16..20], &[10, 0, 1, 2]);
+        assert_eq!((ip[8], ip[9]), (64, 1));
+        assert_eq!(ip[1], 0xd8, "tos & 0x1e | 0xc0");
+        assert_eq!(crate::wire::checksum::sum(&ip[20..]), 0xffff);
+        assert_eq!((ip[20], ip[21]), (ty, code));
+        assert_eq!(u32::from_be_bytes([ip[24], ip[25], ip[26], ip[27]]), info);
+        let q = orig.len().min(icmp::MAX_QUOTE);
+        assert_eq!(&ip[28..], &orig[..q]);
     }
 
     #[test]
@@ -676,8 +759,8 @@ mod tests {
         assert_eq!(
             out,
             vec![
-                Outcome::Drop(DropReason::TtlExpired),
-                Outcome::Drop(DropReason::NoRoute),
+                icmp_to_h1(DropReason::TtlExpired),
+                icmp_to_h1(DropReason::NoRoute),
                 Outcome::Drop(DropReason::RouteBlackhole),
                 Outcome::Drop(DropReason::Ip4BadChecksum),
                 Outcome::Drop(DropReason::EthOtherHost),
@@ -709,5 +792,233 @@ mod tests {
             ]
         );
         assert_eq!(pkts[0][14 + 8], 63);
+    }
+
+    #[test]
+    fn time_exceeded_quotes_the_packet_as_received() {
+        let pkt = raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 100);
+        let orig = pkt[14..].to_vec();
+        let (pkts, out) = run(vec![pkt]);
+        assert_eq!(out, vec![icmp_to_h1(DropReason::TtlExpired)]);
+        check_icmp(&pkts[0], 11, 0, 0, &orig);
+    }
+
+    #[test]
+    fn long_packets_are_quoted_up_to_576_bytes() {
+        let pkt = raw([10, 0, 1, 2], [10, 0, 2, 2], 0, false, &[], 1000);
+        let orig = pkt[14..].to_vec();
+        let (pkts, _) = run(vec![pkt]);
+        assert_eq!(pkts[0].len(), 14 + 576);
+        check_icmp(&pkts[0], 11, 0, 0, &orig);
+    }
+
+    #[test]
+    fn route_errors_send_the_code_linux_sends() {
+        let cases = [
+            ([8, 8, 8, 8], DropReason::NoRoute, Some(0)),
+            ([198, 51, 100, 1], DropReason::RouteUnreachable, Some(1)),
+            ([198, 51, 101, 1], DropReason::RouteProhibit, Some(13)),
+            ([203, 0, 113, 1], DropReason::RouteBlackhole, None),
+        ];
+        for (dst, reason, code) in cases {
+            let (pkts, out) = run(vec![raw([10, 0, 1, 2], dst, 64, false, &[], 8)]);
+            match code {
+                Some(code) => {
+                    assert_eq!(out[0], icmp_to_h1(reason));
+                    assert_eq!((pkts[0][34], pkts[0][35]), (3, code));
+                }
+                None => assert_eq!(out[0], Outcome::Drop(reason)),
+            }
+        }
+        // ip_error's limiter and icmp_ratelimit share one bucket: two at once, as Linux.
+        let frames = (0..5)
+            .map(|_| raw([10, 0, 1, 2], [8, 8, 8, 8], 64, false, &[], 8))
+            .collect();
+        let (_, out) = run(frames);
+        let sent = out.iter().filter(|o| matches!(o, Outcome::Icmp { .. })).count();
+        assert_eq!(sent, 2);
+    }
+
+    #[test]
+    fn df_too_big_gets_frag_needed_with_mtu_and_df_clear_is_fragmented() {
+        let big = raw([10, 0, 1, 2], [10, 0, 2, 2], 64, true, &[], 1480);
+        let orig = big[14..].to_vec();
+        let (pkts, out) = run(vec![
+            big,
+            raw([10, 0, 1, 2], [10, 0, 2, 2], 64, false, &[], 1480),
+        ]);
+        assert_eq!(out[0], icmp_to_h1(DropReason::FragNeeded));
+        check_icmp(&pkts[0], 3, 4, 1400, &orig);
+        assert_eq!(
+            out[1],
+            Outcome::Fragment(NextHopKey {
+                port: 1,
+                ip: 0x0a00_0202
+            })
+        );
+        assert_eq!(pkts[1][14 + 8], 63, "TTL decremented before fragmenting");
+    }
+
+    #[test]
+    fn no_icmp_about_errors_fragments_or_broadcasts() {
+        let mut icmp_err = raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8);
+        icmp_err[14 + 9] = 1;
+        icmp_err[34] = 3; // destination unreachable
+        refill(&mut icmp_err);
+        let mut echo = icmp_err.clone();
+        echo[34] = 8;
+        let mut frag = raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8);
+        frag[14 + 7] = 1; // offset 8
+        refill(&mut frag);
+        let mut c = ctx(ForwardConfig::default());
+        let (_, out) = run_with(&mut c, 0, vec![icmp_err, echo, frag]);
+        assert_eq!(out[0], Outcome::Drop(DropReason::TtlExpired));
+        assert_eq!(out[1], icmp_to_h1(DropReason::TtlExpired));
+        assert_eq!(out[2], Outcome::Drop(DropReason::TtlExpired));
+        assert_eq!(c.events[Event::IcmpSuppressed as usize], 2);
+    }
+
+    fn refill(f: &mut [u8]) {
+        let hl = usize::from(f[14] & 0x0f) * 4;
+        f[24..26].copy_from_slice(&[0, 0]);
+        let c = crate::wire::checksum::checksum(&f[14..14 + hl]);
+        f[24..26].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn martians_each_have_a_reason() {
+        use DropReason::*;
+        let cases: &[([u8; 4], [u8; 4], DropReason)] = &[
+            ([0, 1, 2, 3], [10, 0, 2, 2], MartianSrcZeronet),
+            ([127, 0, 0, 1], [10, 0, 2, 2], MartianSrcLoopback),
+            ([224, 0, 0, 5], [10, 0, 2, 2], MartianSrcMulticast),
+            ([255, 255, 255, 255], [10, 0, 2, 2], MartianSrcBroadcast),
+            ([240, 0, 0, 1], [10, 0, 2, 2], MartianSrcClassE),
+            ([169, 254, 1, 1], [10, 0, 2, 2], MartianSrcLinkLocal),
+            ([10, 0, 2, 1], [10, 0, 2, 2], MartianSrcLocal),
+            ([10, 0, 1, 2], [0, 0, 0, 9], MartianDstZeronet),
+            ([10, 0, 1, 2], [127, 0, 0, 1], MartianDstLoopback),
+            ([10, 0, 1, 2], [240, 0, 0, 1], MartianDstClassE),
+            ([10, 0, 1, 2], [169, 254, 9, 9], MartianDstLinkLocal),
+            ([10, 0, 1, 2], [10, 0, 2, 255], DirectedBroadcast),
+        ];
+        let frames = cases
+            .iter()
+            .map(|(s, d, _)| raw(*s, *d, 64, false, &[], 8))
+            .collect();
+        let (_, out) = run(frames);
+        for ((s, d, want), got) in cases.iter().zip(out) {
+            assert_eq!(got, Outcome::Drop(*want), "{s:?} -> {d:?}");
+        }
+        // Linux mode forwards class E and link-local (when routed).
+        let mut c = ctx(ForwardConfig {
+            martians: Martians::Linux,
+            ..ForwardConfig::default()
+        });
+        let (_, out) = run_with(
+            &mut c,
+            0,
+            vec![raw([169, 254, 1, 1], [10, 0, 2, 2], 64, false, &[], 8)],
+        );
+        assert_eq!(out[0], Outcome::Tx(1));
+    }
+
+    #[test]
+    fn reverse_path_filter() {
+        let from_far = || raw([198, 18, 0, 5], [10, 0, 2, 2], 64, false, &[], 8);
+        let no_route_back = || raw([8, 8, 8, 8], [10, 0, 2, 2], 64, false, &[], 8);
+        for (mode, want) in [
+            (RpFilter::Off, [Outcome::Tx(1), Outcome::Tx(1)]),
+            (
+                RpFilter::Loose,
+                [Outcome::Tx(1), Outcome::Drop(DropReason::RpFilter)],
+            ),
+            (
+                RpFilter::Strict,
+                [
+                    Outcome::Drop(DropReason::RpFilter),
+                    Outcome::Drop(DropReason::RpFilter),
+                ],
+            ),
+        ] {
+            let mut c = ctx(ForwardConfig {
+                rp_filter: mode,
+                ..ForwardConfig::default()
+            });
+            let (_, out) = run_with(&mut c, 0, vec![from_far(), no_route_back()]);
+            assert_eq!(out, want, "{mode:?}");
+        }
+        // Strict passes when the route back leaves by the ingress port.
+        let mut c = ctx(ForwardConfig {
+            rp_filter: RpFilter::Strict,
+            ..ForwardConfig::default()
+        });
+        let (_, out) = run_with(&mut c, 1, vec![{
+            let mut f = from_far();
+            f[..6].copy_from_slice(&P1_MAC);
+            f
+        }]);
+        assert_eq!(out[0], Outcome::Tx(1));
+    }
+
+    #[test]
+    fn options_record_route_bad_option_and_source_route() {
+        let rr = [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let bad = [7, 3, 3, 0];
+        let lsrr = [131, 7, 4, 10, 0, 2, 2, 0];
+        let bad_pkt = raw([10, 0, 1, 2], [10, 0, 2, 2], 64, false, &bad, 8);
+        let bad_orig = bad_pkt[14..].to_vec();
+        let (pkts, out) = run(vec![
+            raw([10, 0, 1, 2], [10, 0, 2, 2], 64, false, &rr, 8),
+            bad_pkt,
+            raw([10, 0, 1, 2], [10, 0, 2, 2], 64, false, &lsrr, 8),
+        ]);
+        assert_eq!(out[0], Outcome::Tx(1));
+        let ip = &pkts[0][14..];
+        assert_eq!(&ip[23..27], &[10, 0, 2, 1], "egress address recorded");
+        assert_eq!(ip[22], 8);
+        assert_eq!(crate::wire::checksum::sum(&ip[..32]), 0xffff);
+        assert_eq!(out[1], icmp_to_h1(DropReason::Ip4BadOption));
+        check_icmp(&pkts[1], 12, 0, 22 << 24, &bad_orig);
+        assert_eq!(out[2], Outcome::Drop(DropReason::Ip4SourceRoute));
+        let mut c = ctx(ForwardConfig {
+            accept_source_route: true,
+            ..ForwardConfig::default()
+        });
+        let (_, out) = run_with(
+            &mut c,
+            0,
+            vec![raw([10, 0, 1, 2], [10, 0, 2, 2], 64, false, &lsrr, 8)],
+        );
+        assert_eq!(out[0], Outcome::Tx(1));
+    }
+
+    #[test]
+    fn icmp_errors_are_rate_limited_per_destination() {
+        let mut c = ctx(ForwardConfig::default());
+        let frames = (0..10)
+            .map(|_| raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8))
+            .collect();
+        let (_, out) = run_with(&mut c, 0, frames);
+        let sent = out.iter().filter(|o| matches!(o, Outcome::Icmp { .. })).count();
+        assert_eq!(sent, 6, "burst of XRLIM_BURST_FACTOR");
+        assert_eq!(c.events[Event::IcmpTimeExceeded as usize], 6);
+        assert_eq!(c.events[Event::IcmpRateLimitedHost as usize], 4);
+        // Frag needed is never limited.
+        let frames = (0..10)
+            .map(|_| raw([10, 0, 1, 2], [10, 0, 2, 2], 64, true, &[], 1480))
+            .collect();
+        let (_, out) = run_with(&mut c, 0, frames);
+        assert!(out.iter().all(|o| matches!(o, Outcome::Icmp { .. })));
+        // Disabled: plain drops.
+        let mut c = ctx(ForwardConfig {
+            icmp: IcmpConfig {
+                enabled: false,
+                ..IcmpConfig::default()
+            },
+            ..ForwardConfig::default()
+        });
+        let (_, out) = run_with(&mut c, 0, vec![raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8)]);
+        assert_eq!(out[0], Outcome::Drop(DropReason::TtlExpired));
     }
 }
