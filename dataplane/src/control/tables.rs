@@ -36,7 +36,11 @@ pub fn if_addrs(state: &KernelState, ports: &[PortInfo]) -> (IfAddrs, Vec<Ipv4Ad
                     .collect()
             })
             .collect(),
-        local: state.local_addrs().into_iter().map(Ipv4Addr::to_bits).collect(),
+        local: state
+            .local_addrs()
+            .into_iter()
+            .map(Ipv4Addr::to_bits)
+            .collect(),
     };
     out.local.sort_unstable();
     out.local.dedup();

@@ -151,7 +151,12 @@ impl IcmpError {
 
     /// Fragmentation needed, carrying the next-hop MTU.
     pub const fn frag_needed(mtu: u32) -> Self {
-        IcmpError::new(DEST_UNREACH, FRAG_NEEDED, mtu & 0xffff, Event::IcmpFragNeeded)
+        IcmpError::new(
+            DEST_UNREACH,
+            FRAG_NEEDED,
+            mtu & 0xffff,
+            Event::IcmpFragNeeded,
+        )
     }
 
     /// Parameter problem with a pointer to the offending octet of the IP header.

@@ -267,16 +267,28 @@ mod tests {
     #[test]
     fn bad_options_point_where_linux_points() {
         assert_eq!(compile(&hdr(&[RR, 1, 4, 0])), Err(20));
-        assert_eq!(compile(&hdr(&[RR, 8, 4, 0])), Err(20), "length past the header");
+        assert_eq!(
+            compile(&hdr(&[RR, 8, 4, 0])),
+            Err(20),
+            "length past the header"
+        );
         assert_eq!(compile(&hdr(&[RR, 7, 3, 0, 0, 0, 0, 0])), Err(22));
         assert_eq!(compile(&hdr(&[RR, 7, 6, 0, 0, 0, 0, 0])), Err(22));
-        assert_eq!(compile(&hdr(&[NOOP, TS, 3, 5])), Err(22), "ts shorter than 4");
+        assert_eq!(
+            compile(&hdr(&[NOOP, TS, 3, 5])),
+            Err(22),
+            "ts shorter than 4"
+        );
         assert_eq!(
             compile(&hdr(&[TS, 8, 9, 0xf0, 0, 0, 0, 0])),
             Err(23),
             "overflow wraps"
         );
-        assert_eq!(compile(&hdr(&[NOOP, NOOP, NOOP, 200])), Err(23), "one octet left");
+        assert_eq!(
+            compile(&hdr(&[NOOP, NOOP, NOOP, 200])),
+            Err(23),
+            "one octet left"
+        );
         assert!(compile(&hdr(&[NOOP, NOOP, NOOP, END])).is_ok());
         assert!(compile(&hdr(&[END, 99, 99, 99])).is_ok(), "after END");
     }

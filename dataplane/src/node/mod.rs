@@ -23,7 +23,7 @@ pub mod ip4_options;
 pub mod ip4_rewrite;
 
 use crate::drop::{DropReason, Event};
-use crate::fib::{FibEntry, Fib, L2_LEN, NO_ROUTE, NextHopKey, PortId, Verdict};
+use crate::fib::{Fib, FibEntry, L2_LEN, NO_ROUTE, NextHopKey, PortId, Verdict};
 use crate::wire::{EthernetAddress, Ipv4Packet, ipv4};
 use icmp::{IcmpConfig, IcmpError, IcmpState};
 
@@ -268,9 +268,7 @@ fn rp_check(fib: &Fib, src: u32, ingress: PortId, mode: RpFilter) -> Option<Drop
         Some(FibEntry::Attached { port }) => {
             (mode == RpFilter::Strict && port != ingress).then_some(DropReason::RpFilter)
         }
-        Some(FibEntry::NotManaged) => {
-            (mode == RpFilter::Strict).then_some(DropReason::RpFilter)
-        }
+        Some(FibEntry::NotManaged) => (mode == RpFilter::Strict).then_some(DropReason::RpFilter),
         Some(FibEntry::Local | FibEntry::Broadcast) => Some(DropReason::MartianSrcLocal),
         Some(FibEntry::Blackhole | FibEntry::Unreachable | FibEntry::Prohibit) => {
             Some(DropReason::RpFilter)
@@ -370,7 +368,14 @@ fn options<B: PacketBatch + ?Sized>(
 /// Record route / timestamp on the way out, then the header checksum.
 #[cold]
 #[inline(never)]
-fn forward_options(fib: &Fib, frame: &mut [u8], hl: usize, o: &ip4_options::Options, port: PortId, nh: u32) {
+fn forward_options(
+    fib: &Fib,
+    frame: &mut [u8],
+    hl: usize,
+    o: &ip4_options::Options,
+    port: PortId,
+    nh: u32,
+) {
     if !o.rr_needaddr && o.ts == 0 {
         return;
     }
@@ -653,7 +658,11 @@ mod tests {
         run_with(&mut ctx(ForwardConfig::default()), 0, frames)
     }
 
-    fn run_with(c: &mut Ip4Ctx, ingress: PortId, frames: Vec<Vec<u8>>) -> (Vec<Vec<u8>>, Vec<Outcome>) {
+    fn run_with(
+        c: &mut Ip4Ctx,
+        ingress: PortId,
+        frames: Vec<Vec<u8>>,
+    ) -> (Vec<Vec<u8>>, Vec<Outcome>) {
         let fib = fib();
         let mut batch = frames;
         let mut out = [Outcome::Drop(DropReason::NoRoute); BATCH];
@@ -706,7 +715,11 @@ mod tests {
         let ip = &frame[14..];
         assert_eq!(crate::wire::checksum::sum(&ip[..20]), 0xffff);
         assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), ip.len());
-        assert_eq!(&ip[12..16], &[10, 0, 1, 1], "source: the interface towards the sender");
+        assert_eq!(
+            &ip[12..16],
+            &[10, 0, 1, 1],
+            "source: the interface towards the sender"
+        );
         assert_eq!(&ip[16..20], &[10, 0, 1, 2]);
         assert_eq!((ip[8], ip[9]), (64, 1));
         assert_eq!(ip[1], 0xd8, "tos & 0x1e | 0xc0");
@@ -835,7 +848,10 @@ mod tests {
             .map(|_| raw([10, 0, 1, 2], [8, 8, 8, 8], 64, false, &[], 8))
             .collect();
         let (_, out) = run(frames);
-        let sent = out.iter().filter(|o| matches!(o, Outcome::Icmp { .. })).count();
+        let sent = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::Icmp { .. }))
+            .count();
         assert_eq!(sent, 2);
     }
 
@@ -953,11 +969,15 @@ mod tests {
             rp_filter: RpFilter::Strict,
             ..ForwardConfig::default()
         });
-        let (_, out) = run_with(&mut c, 1, vec![{
-            let mut f = from_far();
-            f[..6].copy_from_slice(&P1_MAC);
-            f
-        }]);
+        let (_, out) = run_with(
+            &mut c,
+            1,
+            vec![{
+                let mut f = from_far();
+                f[..6].copy_from_slice(&P1_MAC);
+                f
+            }],
+        );
         assert_eq!(out[0], Outcome::Tx(1));
     }
 
@@ -1000,7 +1020,10 @@ mod tests {
             .map(|_| raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8))
             .collect();
         let (_, out) = run_with(&mut c, 0, frames);
-        let sent = out.iter().filter(|o| matches!(o, Outcome::Icmp { .. })).count();
+        let sent = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::Icmp { .. }))
+            .count();
         assert_eq!(sent, 6, "burst of XRLIM_BURST_FACTOR");
         assert_eq!(c.events[Event::IcmpTimeExceeded as usize], 6);
         assert_eq!(c.events[Event::IcmpRateLimitedHost as usize], 4);
@@ -1018,7 +1041,11 @@ mod tests {
             },
             ..ForwardConfig::default()
         });
-        let (_, out) = run_with(&mut c, 0, vec![raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8)]);
+        let (_, out) = run_with(
+            &mut c,
+            0,
+            vec![raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8)],
+        );
         assert_eq!(out[0], Outcome::Drop(DropReason::TtlExpired));
     }
 }
