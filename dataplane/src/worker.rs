@@ -125,7 +125,10 @@ impl PacketBatch for UmemBatch<'_> {
 }
 
 /// Parks `frame` until `key` resolves, counting what the queue refuses or evicts.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the worker loop's state, passed apart to keep borrows disjoint"
+)]
 fn park(
     parked: &mut Pending<Frame>,
     key: NextHopKey,
@@ -158,7 +161,10 @@ fn park(
 /// Splits a packet too big for `key`'s port (DF clear, TTL already decremented) into fragments
 /// in frames from `free` (Linux `ip_do_fragment`), and sends or parks them. The original frame
 /// goes back to `free`.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the worker loop's state, passed apart to keep borrows disjoint"
+)]
 #[cold]
 #[inline(never)]
 fn fragment(

@@ -342,6 +342,10 @@ pub struct Sent {
 /// Counts what happened in `events` (indexed by [`Event`]).
 ///
 /// Returns `None` when no error is sent (the frame is untouched then).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per caller; a struct would only rename them"
+)]
 pub fn send_error(
     st: &mut IcmpState,
     fib: &Fib,

@@ -119,15 +119,10 @@ pub fn compile(hdr: &[u8]) -> Result<Options, u8> {
                     if ptr + 3 > optlen {
                         return Err((i + 2) as u8);
                     }
-                    match opt[3] & 0x0f {
-                        0 => {}
-                        1 | 3 => {
-                            if ptr + 7 > optlen {
-                                return Err((i + 2) as u8);
-                            }
-                        }
-                        // Unknown flags: Linux accepts them from the wire (skb != NULL).
-                        _ => {}
+                    // Address + time entries need 8 bytes; unknown flags are accepted from the
+                    // wire (Linux, skb != NULL).
+                    if matches!(opt[3] & 0x0f, 1 | 3) && ptr + 7 > optlen {
+                        return Err((i + 2) as u8);
                     }
                 } else if opt[3] & 0x0f != 3 && opt[3] >> 4 == 15 {
                     // Overflow counter would wrap.
@@ -135,11 +130,7 @@ pub fn compile(hdr: &[u8]) -> Result<Options, u8> {
                 }
                 o.ts = i as u8;
             }
-            RA => {
-                if optlen < 4 {
-                    return Err((i + 1) as u8);
-                }
-            }
+            RA if optlen < 4 => return Err((i + 1) as u8),
             // CIPSO without a configured DOI fails `cipso_v4_validate`.
             CIPSO => return Err(i as u8),
             _ => {}

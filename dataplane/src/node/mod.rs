@@ -279,6 +279,10 @@ fn rp_check(fib: &Fib, src: u32, ingress: PortId, mode: RpFilter) -> Option<Drop
 /// Builds the ICMP error for a packet that will not be forwarded, or falls back to a plain drop.
 #[cold]
 #[inline(never)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "cold helper called from several stages"
+)]
 fn reject<B: PacketBatch + ?Sized>(
     ctx: &mut Ip4Ctx,
     fib: &Fib,
@@ -441,11 +445,11 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             continue;
         }
         let m = &meta[i];
-        if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize] {
-            if let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians) {
-                out[i] = Outcome::Drop(reason);
-                continue;
-            }
+        if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize]
+            && let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians)
+        {
+            out[i] = Outcome::Drop(reason);
+            continue;
         }
         if fib.addrs.is_local(m.src) {
             out[i] = Outcome::Drop(DropReason::MartianSrcLocal);
@@ -468,11 +472,11 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             Verdict::Forward(adj) => (adj.mtu, Ok(adj)),
             Verdict::Resolve { key, mtu } => (mtu, Err(key)),
         };
-        if ctx.cfg.rp_filter != RpFilter::Off {
-            if let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter) {
-                out[i] = Outcome::Drop(reason);
-                continue;
-            }
+        if ctx.cfg.rp_filter != RpFilter::Off
+            && let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter)
+        {
+            out[i] = Outcome::Drop(reason);
+            continue;
         }
         let opts = if m.has_options {
             match options(ctx, fib, ingress, batch, i, m) {
