@@ -1,0 +1,354 @@
+//! The differential test suite (issue 3): the same crafted packets through a Linux
+//! kernel-forwarding router and through xfwd, built the same way, compared field by field.
+//!
+//! See `docs/differential.md`. Run it with
+//! `XFWD_PRIV_TESTS=1 cargo test -p xfwd --test differential -- --nocapture`, one case with
+//! `DIFF_CASE=ttl_1` (a substring of case names).
+
+mod common;
+
+#[path = "differential/allowed.rs"]
+mod allowed;
+#[path = "differential/cases.rs"]
+mod cases;
+#[path = "differential/observe.rs"]
+mod observe;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use xfwd_testbed::process::Daemon;
+use xfwd_testbed::{End, RawSocket, Topology, require_privileges};
+
+use allowed::{ALLOWED, KNOWN_GAPS};
+use cases::{CASES, Case, Ctx, Expect, H1, H2, P0, P1, P1_MTU};
+use observe::{Observation, capture};
+
+/// First IP identification; case `i` uses `ID_BASE + i`.
+const ID_BASE: u16 = 0x4400;
+
+/// The two routers compared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Router {
+    /// `ip_forward=1`, no xfwd.
+    Linux,
+    /// Kernel forwarding off, `xfwd run --iface p0 --iface p1`.
+    Xfwd,
+}
+
+/// One router's test bed: the topology, xfwd when it is the xfwd one, and h1's and h2's raw
+/// sockets. Dropping it stops xfwd and deletes the namespaces.
+struct Bed {
+    // Field order is drop order: sockets and xfwd go before the namespaces.
+    h1: RawSocket,
+    h2: RawSocket,
+    xfwd: Option<Daemon>,
+    /// Held for its drop: deletes the namespaces.
+    _topo: Topology,
+}
+
+impl Bed {
+    fn build(router: Router) -> Result<Bed> {
+        let prefix = match router {
+            Router::Linux => "dfk",
+            Router::Xfwd => "dfx",
+        };
+        let topo = Topology::builder(prefix)
+            .router_forwarding(router == Router::Linux)
+            .build()?;
+        configure(&topo)?;
+        let xfwd = match router {
+            Router::Linux => None,
+            Router::Xfwd => Some(start_xfwd(&topo)?),
+        };
+        let h1 = RawSocket::open(topo.h1(), End::H1.ifname())?;
+        let h2 = RawSocket::open(topo.h2(), End::H2.ifname())?;
+        h1.drain()?;
+        h2.drain()?;
+        Ok(Bed {
+            h1,
+            h2,
+            xfwd,
+            _topo: topo,
+        })
+    }
+}
+
+/// What both routers get on top of the default topology: a smaller MTU on p1, a route with an
+/// MTU metric, blackhole/unreachable/prohibit routes, a next hop that never answers, permanent
+/// neighbours, no ICMP rate limiting in the router, and an h2 that answers nothing.
+fn configure(t: &Topology) -> Result<()> {
+    let r = t.router();
+    let mac = |e: End| {
+        let m = e.mac();
+        format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    };
+    let (h1, h2, p0, p1) = (H1.to_string(), H2.to_string(), P0.to_string(), P1.to_string());
+    r.ip(&["link", "set", "dev", "p1", "mtu", &P1_MTU.to_string()])?;
+    r.ip(&["route", "replace", "198.18.1.0/24", "via", &h2, "mtu", "1000"])?;
+    r.ip(&["route", "add", "blackhole", "203.0.113.0/26"])?;
+    r.ip(&["route", "add", "unreachable", "203.0.113.64/26"])?;
+    r.ip(&["route", "add", "prohibit", "203.0.113.128/26"])?;
+    r.ip(&["route", "add", "198.51.100.0/24", "via", "10.0.2.99"])?;
+    for (addr, end, dev) in [(&h1, End::H1, "p0"), (&h2, End::H2, "p1")] {
+        r.ip(&[
+            "neigh", "replace", addr, "lladdr", &mac(end), "dev", dev, "nud", "permanent",
+        ])?;
+    }
+    // One ARP probe, 300 ms apart: the unresolved case fails in well under a second.
+    r.sysctl("net.ipv4.neigh.p1.mcast_solicit", "1")?;
+    r.sysctl("net.ipv4.neigh.p1.retrans_time_ms", "300")?;
+    // No ICMP rate limiting: every case's error must come out, whatever came before it.
+    r.sysctl("net.ipv4.icmp_ratemask", "0")?;
+    t.h1().ip(&[
+        "neigh", "replace", &p0, "lladdr", &mac(End::P0), "dev", "eth0", "nud", "permanent",
+    ])?;
+    let h2n = t.h2();
+    h2n.ip(&[
+        "neigh", "replace", &p1, "lladdr", &mac(End::P1), "dev", "eth0", "nud", "permanent",
+    ])?;
+    // h2 must not answer (port unreachable, echo replies, reassembly timeouts): what reaches h1
+    // is then only what the router sent.
+    h2n.sysctl("net.ipv4.icmp_echo_ignore_all", "1")?;
+    h2n.sysctl("net.ipv4.icmp_ratemask", "0x1818")?;
+    h2n.sysctl("net.ipv4.icmp_msgs_per_sec", "0")?;
+    h2n.sysctl("net.ipv4.icmp_msgs_burst", "0")?;
+    Ok(())
+}
+
+fn start_xfwd(t: &Topology) -> Result<Daemon> {
+    let control = std::env::temp_dir().join(format!("{}.sock", t.router().name()));
+    let control = control.to_string_lossy().into_owned();
+    let cpu = common::worker_cpu().to_string();
+    let argv = [
+        common::xfwd_bin(),
+        "run",
+        "--iface",
+        "p0",
+        "--iface",
+        "p1",
+        "--control",
+        &control,
+        "--cpus",
+        &cpu,
+        "--resolve-timeout-ms",
+        "1000",
+    ];
+    let xfwd = Daemon::spawn(t.router(), &argv)?;
+    xfwd.wait_for_line("ready", Duration::from_secs(20))
+        .context("xfwd did not become ready")?;
+    Ok(xfwd)
+}
+
+/// Runs the selected cases through one router.
+fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> {
+    let bed = Bed::build(router).with_context(|| format!("building the {router:?} bed"))?;
+    let mut out = Vec::new();
+    for &(i, case) in selected {
+        let id = ID_BASE + i as u16;
+        let frames = (case.build)(&Ctx { id }).with_context(|| format!("building {}", case.name))?;
+        bed.h1.drain()?;
+        bed.h2.drain()?;
+        for f in &frames {
+            bed.h1
+                .send(f)
+                .with_context(|| format!("{}: sending {} bytes", case.name, f.len()))?;
+        }
+        out.push(capture(&bed.h1, &bed.h2, id, case.listen)?);
+    }
+    if let Some(x) = &bed.xfwd {
+        ensure!(
+            x.log().lines().all(|l| !l.contains("panicked")),
+            "xfwd panicked:\n{}",
+            x.log()
+        );
+    }
+    Ok(out)
+}
+
+/// A differing field, and the allowance covering it if any.
+struct Diff {
+    key: String,
+    linux: String,
+    xfwd: String,
+    allowed: Option<&'static str>,
+}
+
+fn compare(case: &str, linux: &Observation, xfwd: &Observation) -> Vec<Diff> {
+    let l: BTreeMap<String, String> = linux.flatten().into_iter().collect();
+    let x: BTreeMap<String, String> = xfwd.flatten().into_iter().collect();
+    let mut keys: Vec<&String> = l.keys().chain(x.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let none = "<absent>".to_owned();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (lv, xv) = (l.get(k).unwrap_or(&none), x.get(k).unwrap_or(&none));
+            (lv != xv).then(|| Diff {
+                key: k.clone(),
+                linux: lv.clone(),
+                xfwd: xv.clone(),
+                allowed: allowance(case, k),
+            })
+        })
+        .collect()
+}
+
+/// The justification covering field `key` (e.g. `h1[0].ip.id`) of `case`, if any. Counts are
+/// never allowed to differ: the frame lists must line up.
+fn allowance(case: &str, key: &str) -> Option<&'static str> {
+    let generic = match key.split_once('[') {
+        Some((side, rest)) => format!("{side}{}", &rest[rest.find(']')? + 1..]),
+        None => return None,
+    };
+    ALLOWED
+        .iter()
+        .find(|(c, f, _)| (*c == "*" || *c == case) && *f == generic)
+        .map(|(_, _, why)| *why)
+}
+
+fn expect_holds(e: Expect, o: &Observation) -> bool {
+    match e {
+        Expect::Forward(n) => o.h2.len() == n && o.h1.is_empty(),
+        Expect::Silent => o.h2.is_empty() && o.h1.is_empty(),
+        Expect::Icmp(t, c) => {
+            o.h2.is_empty()
+                && o.h1.len() == 1
+                && o.h1[0].get("icmp.type") == Some(&t.to_string())
+                && o.h1[0].get("icmp.code") == Some(&c.to_string())
+        }
+    }
+}
+
+#[test]
+fn linux_and_xfwd_agree() -> Result<()> {
+    require_privileges!();
+    let started = Instant::now();
+    check_tables()?;
+    let filter = std::env::var("DIFF_CASE").unwrap_or_default();
+    let selected: Vec<(usize, &Case)> = CASES
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.name.contains(filter.as_str()))
+        .collect();
+    ensure!(!selected.is_empty(), "no case matches DIFF_CASE={filter:?}");
+
+    let linux = run(Router::Linux, &selected)?;
+    let t_linux = started.elapsed();
+    let xfwd = run(Router::Xfwd, &selected)?;
+
+    let mut table = String::new();
+    let mut failures = Vec::new();
+    let mut details = String::new();
+    let (mut same, mut allowed_n, mut gaps) = (0, 0, 0);
+    for (((_, case), l), x) in selected.iter().zip(&linux).zip(&xfwd) {
+        let diffs = compare(case.name, l, x);
+        let unjustified: Vec<&Diff> = diffs.iter().filter(|d| d.allowed.is_none()).collect();
+        let gap = KNOWN_GAPS.iter().find(|(c, _)| *c == case.name);
+        let verdict = match (unjustified.is_empty(), gap) {
+            (true, None) if diffs.is_empty() => {
+                same += 1;
+                "same".to_owned()
+            }
+            (true, None) => {
+                allowed_n += 1;
+                format!("same ({} allowed)", diffs.len())
+            }
+            (false, Some(_)) => {
+                gaps += 1;
+                "KNOWN GAP".to_owned()
+            }
+            (true, Some(_)) => {
+                failures.push(format!(
+                    "{}: listed in KNOWN_GAPS but now matches Linux: remove it",
+                    case.name
+                ));
+                "GAP FIXED".to_owned()
+            }
+            (false, None) => {
+                failures.push(format!("{}: differs from Linux", case.name));
+                "MISMATCH".to_owned()
+            }
+        };
+        if !expect_holds(case.expect, l) {
+            failures.push(format!(
+                "{}: Linux did not do what the case table says ({:?}): {}",
+                case.name,
+                case.expect,
+                l.summary()
+            ));
+        }
+        let _ = writeln!(
+            table,
+            "{:<28} | {:<44} | {:<44} | {verdict}",
+            case.name,
+            l.summary(),
+            x.summary()
+        );
+        if !unjustified.is_empty() {
+            let _ = writeln!(details, "\n{} ({}):", case.name, case.rule);
+            for d in unjustified.iter().take(12) {
+                let _ = writeln!(
+                    details,
+                    "  {:<22} linux={} xfwd={}",
+                    d.key,
+                    clip(&d.linux),
+                    clip(&d.xfwd)
+                );
+            }
+            if unjustified.len() > 12 {
+                let _ = writeln!(details, "  ... {} more", unjustified.len() - 12);
+            }
+        }
+    }
+    println!(
+        "\n{:<28} | {:<44} | {:<44} | verdict\n{}",
+        "case",
+        "linux",
+        "xfwd",
+        "-".repeat(140)
+    );
+    print!("{table}");
+    println!(
+        "\n{} cases: {same} same, {allowed_n} same up to allowed fields, {gaps} known gaps; \
+         linux run {:.1}s, total {:.1}s",
+        selected.len(),
+        t_linux.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+    if !details.is_empty() {
+        println!("\nDifferences (linux vs xfwd):{details}");
+    }
+    ensure!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+/// Every name in ALLOWED and KNOWN_GAPS is a case; case names are unique; at least 40 cases.
+fn check_tables() -> Result<()> {
+    let names: Vec<&str> = CASES.iter().map(|c| c.name).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    ensure!(sorted.len() == names.len(), "duplicate case names");
+    ensure!(names.len() >= 40, "only {} cases", names.len());
+    for (c, _, _) in ALLOWED {
+        ensure!(*c == "*" || names.contains(c), "ALLOWED names unknown case {c}");
+    }
+    for (c, _) in KNOWN_GAPS {
+        ensure!(names.contains(c), "KNOWN_GAPS names unknown case {c}");
+    }
+    Ok(())
+}
+
+fn clip(s: &str) -> String {
+    if s.len() > 96 {
+        format!("{}..({} chars)", &s[..96], s.len())
+    } else {
+        s.to_owned()
+    }
+}
