@@ -176,190 +176,520 @@ fn fragment(c: &Ctx, dst: Ipv4Addr, offset: u16, mf: bool, len: usize, ttl: u8) 
 /// The cases, in the order they run.
 pub const CASES: &[Case] = &[
     // ---- Route types.
-    case("fwd_connected", "route: connected (next hop = destination)", Expect::Forward(1), |c| to(c, H2)),
-    case("fwd_via_gateway", "route: unicast via gateway (next hop = h2)", Expect::Forward(1), |c| to(c, VIA_GW)),
-    case("fwd_icmp_echo", "route: unicast, ICMP echo", Expect::Forward(1), |c| {
-        one(c.frame(VIA_GW).icmp_echo_request(0x1234, 1, b"differential"))
-    }),
-    case("fwd_tos_ecn_kept", "forwarding keeps DSCP/ECN", Expect::Forward(1), |c| {
-        let mut f = c.frame(H2);
-        f.tos = 0xb9;
-        one(c.udp(&f, 32))
-    }),
-    case("fwd_df_small", "DF set, fits the MTU", Expect::Forward(1), |c| {
-        let mut f = c.frame(H2);
-        f.dont_fragment = true;
-        one(c.udp(&f, 100))
-    }),
-    case("route_blackhole", "route: blackhole (silent)", Expect::Silent, |c| to(c, BLACKHOLE)),
-    case("route_unreachable", "route: unreachable -> ICMP host unreachable", Expect::Icmp(3, 1), |c| to(c, UNREACHABLE)),
-    case("route_prohibit", "route: prohibit -> ICMP admin prohibited", Expect::Icmp(3, 13), |c| to(c, PROHIBIT)),
-    case("route_none", "no route -> ICMP net unreachable", Expect::Icmp(3, 0), |c| to(c, NO_ROUTE)),
+    case(
+        "fwd_connected",
+        "route: connected (next hop = destination)",
+        Expect::Forward(1),
+        |c| to(c, H2),
+    ),
+    case(
+        "fwd_via_gateway",
+        "route: unicast via gateway (next hop = h2)",
+        Expect::Forward(1),
+        |c| to(c, VIA_GW),
+    ),
+    case(
+        "fwd_icmp_echo",
+        "route: unicast, ICMP echo",
+        Expect::Forward(1),
+        |c| {
+            one(c
+                .frame(VIA_GW)
+                .icmp_echo_request(0x1234, 1, b"differential"))
+        },
+    ),
+    case(
+        "fwd_tos_ecn_kept",
+        "forwarding keeps DSCP/ECN",
+        Expect::Forward(1),
+        |c| {
+            let mut f = c.frame(H2);
+            f.tos = 0xb9;
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "fwd_df_small",
+        "DF set, fits the MTU",
+        Expect::Forward(1),
+        |c| {
+            let mut f = c.frame(H2);
+            f.dont_fragment = true;
+            one(c.udp(&f, 100))
+        },
+    ),
+    case(
+        "route_blackhole",
+        "route: blackhole (silent)",
+        Expect::Silent,
+        |c| to(c, BLACKHOLE),
+    ),
+    case(
+        "route_unreachable",
+        "route: unreachable -> ICMP host unreachable",
+        Expect::Icmp(3, 1),
+        |c| to(c, UNREACHABLE),
+    ),
+    case(
+        "route_prohibit",
+        "route: prohibit -> ICMP admin prohibited",
+        Expect::Icmp(3, 13),
+        |c| to(c, PROHIBIT),
+    ),
+    case(
+        "route_none",
+        "no route -> ICMP net unreachable",
+        Expect::Icmp(3, 0),
+        |c| to(c, NO_ROUTE),
+    ),
     // ---- TTL.
-    case("ttl_0", "TTL 0 -> time exceeded", Expect::Icmp(11, 0), |c| ttl(c, 0)),
-    case("ttl_1", "TTL 1 -> time exceeded", Expect::Icmp(11, 0), |c| ttl(c, 1)),
-    case("ttl_2", "TTL 2 -> forwarded with TTL 1", Expect::Forward(1), |c| ttl(c, 2)),
-    case("ttl_255", "TTL 255 -> forwarded with TTL 254", Expect::Forward(1), |c| ttl(c, 255)),
-    case("ttl_1_icmp_echo", "TTL 1 ICMP echo (not an error) -> time exceeded", Expect::Icmp(11, 0), |c| {
-        let mut f = c.frame(VIA_GW);
-        f.ttl = 1;
-        one(f.icmp_echo_request(0x1234, 2, b"ttl"))
-    }),
-    case("ttl_1_no_route", "TTL 1 and no route: route checked first", Expect::Icmp(3, 0), |c| {
-        let mut f = c.frame(NO_ROUTE);
-        f.ttl = 1;
-        one(c.udp(&f, 32))
-    }),
+    case(
+        "ttl_0",
+        "TTL 0 -> time exceeded",
+        Expect::Icmp(11, 0),
+        |c| ttl(c, 0),
+    ),
+    case(
+        "ttl_1",
+        "TTL 1 -> time exceeded",
+        Expect::Icmp(11, 0),
+        |c| ttl(c, 1),
+    ),
+    case(
+        "ttl_2",
+        "TTL 2 -> forwarded with TTL 1",
+        Expect::Forward(1),
+        |c| ttl(c, 2),
+    ),
+    case(
+        "ttl_255",
+        "TTL 255 -> forwarded with TTL 254",
+        Expect::Forward(1),
+        |c| ttl(c, 255),
+    ),
+    case(
+        "ttl_1_icmp_echo",
+        "TTL 1 ICMP echo (not an error) -> time exceeded",
+        Expect::Icmp(11, 0),
+        |c| {
+            let mut f = c.frame(VIA_GW);
+            f.ttl = 1;
+            one(f.icmp_echo_request(0x1234, 2, b"ttl"))
+        },
+    ),
+    case(
+        "ttl_1_no_route",
+        "TTL 1 and no route: route checked first",
+        Expect::Icmp(3, 0),
+        |c| {
+            let mut f = c.frame(NO_ROUTE);
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+    ),
     // ---- MTU and fragmentation.
-    case("mtu_exact", "exactly the egress MTU with DF -> forwarded", Expect::Forward(1), |c| {
-        let mut f = c.frame(H2);
-        f.dont_fragment = true;
-        one(c.udp(&f, usize::from(P1_MTU) - 28))
-    }),
-    case("mtu_df_too_big", "DF, larger than the egress device MTU -> frag needed", Expect::Icmp(3, 4), |c| {
-        let mut f = c.frame(H2);
-        f.dont_fragment = true;
-        one(c.udp(&f, 1400))
-    }),
-    case("mtu_df_route_mtu", "DF, larger than the route's mtu metric -> frag needed", Expect::Icmp(3, 4), |c| {
-        let mut f = c.frame(VIA_MTU1000);
-        f.dont_fragment = true;
-        one(c.udp(&f, 1100))
-    }),
-    case("mtu_frag", "DF clear, too big -> fragmented (ip_fragment)", Expect::Forward(2), |c| {
-        one(c.udp(&c.frame(H2), 1400))
-    }),
-    case("mtu_frag_route_mtu", "DF clear, above the route mtu -> fragmented", Expect::Forward(2), |c| {
-        one(c.udp(&c.frame(VIA_MTU1000), 1400))
-    }),
-    case("mtu_frag_of_first_fragment", "a first fragment (MF) too big -> refragmented, MF on all", Expect::Forward(2), |c| {
-        Ok(vec![fragment(c, H2, 0, true, 1400, 64)?])
-    }),
-    case("mtu_frag_of_last_fragment", "a last fragment at offset 100 too big -> refragmented, offsets shifted", Expect::Forward(2), |c| {
-        Ok(vec![fragment(c, H2, 100, false, 1400, 64)?])
-    }),
-    case("mtu_frag_with_options", "fragmenting with options: only copied options repeat (RFC 791)", Expect::Forward(2), |c| {
-        let mut f = c.frame(H2);
-        // Record route (not copied) then Router Alert (copied).
-        f.options = vec![7, 7, 4, 0, 0, 0, 0, 1, 0x94, 4, 0, 0];
-        one(c.udp(&f, 1400))
-    }),
-    case("frag_small_forwarded", "a small non-first fragment is forwarded as is", Expect::Forward(1), |c| {
-        Ok(vec![fragment(c, H2, 50, true, 64, 64)?])
-    }),
+    case(
+        "mtu_exact",
+        "exactly the egress MTU with DF -> forwarded",
+        Expect::Forward(1),
+        |c| {
+            let mut f = c.frame(H2);
+            f.dont_fragment = true;
+            one(c.udp(&f, usize::from(P1_MTU) - 28))
+        },
+    ),
+    case(
+        "mtu_df_too_big",
+        "DF, larger than the egress device MTU -> frag needed",
+        Expect::Icmp(3, 4),
+        |c| {
+            let mut f = c.frame(H2);
+            f.dont_fragment = true;
+            one(c.udp(&f, 1400))
+        },
+    ),
+    case(
+        "mtu_df_route_mtu",
+        "DF, larger than the route's mtu metric -> frag needed",
+        Expect::Icmp(3, 4),
+        |c| {
+            let mut f = c.frame(VIA_MTU1000);
+            f.dont_fragment = true;
+            one(c.udp(&f, 1100))
+        },
+    ),
+    case(
+        "mtu_frag",
+        "DF clear, too big -> fragmented (ip_fragment)",
+        Expect::Forward(2),
+        |c| one(c.udp(&c.frame(H2), 1400)),
+    ),
+    case(
+        "mtu_frag_route_mtu",
+        "DF clear, above the route mtu -> fragmented",
+        Expect::Forward(2),
+        |c| one(c.udp(&c.frame(VIA_MTU1000), 1400)),
+    ),
+    case(
+        "mtu_frag_of_first_fragment",
+        "a first fragment (MF) too big -> refragmented, MF on all",
+        Expect::Forward(2),
+        |c| Ok(vec![fragment(c, H2, 0, true, 1400, 64)?]),
+    ),
+    case(
+        "mtu_frag_of_last_fragment",
+        "a last fragment at offset 100 too big -> refragmented, offsets shifted",
+        Expect::Forward(2),
+        |c| Ok(vec![fragment(c, H2, 100, false, 1400, 64)?]),
+    ),
+    case(
+        "mtu_frag_with_options",
+        "fragmenting with options: only copied options repeat (RFC 791)",
+        Expect::Forward(2),
+        |c| {
+            let mut f = c.frame(H2);
+            // Record route (not copied) then Router Alert (copied).
+            f.options = vec![7, 7, 4, 0, 0, 0, 0, 1, 0x94, 4, 0, 0];
+            one(c.udp(&f, 1400))
+        },
+    ),
+    case(
+        "frag_small_forwarded",
+        "a small non-first fragment is forwarded as is",
+        Expect::Forward(1),
+        |c| Ok(vec![fragment(c, H2, 50, true, 64, 64)?]),
+    ),
     // ---- Header validation (RFC 1812 §5.2.2, ip_rcv_core).
-    case("hdr_bad_checksum", "5.2.2 check 2: header checksum", Expect::Silent, |c| malformed(c, Malform::BadHeaderChecksum)),
-    case("hdr_version_6", "5.2.2 check 3: version", Expect::Silent, |c| malformed(c, Malform::Version(6))),
-    case("hdr_ihl_4", "5.2.2 check 4: IHL below 5", Expect::Silent, |c| malformed(c, Malform::Ihl(4))),
-    case("hdr_ihl_past_packet", "5.2.2 check 4: IHL beyond the packet", Expect::Silent, |c| {
-        let mut f = c.udp(&c.frame(H2), 0)?;
-        Malform::Ihl(15).apply(&mut f)?;
-        Ok(vec![f])
-    }),
-    case("hdr_total_len_below_header", "5.2.2 check 5: total length < header", Expect::Silent, |c| malformed(c, Malform::TotalLength(19))),
-    case("hdr_total_len_past_frame", "total length > frame", Expect::Silent, |c| malformed(c, Malform::TotalLength(200))),
-    case("hdr_truncated_header", "5.2.2 check 1: frame shorter than 20-byte header", Expect::Silent, |c| malformed(c, Malform::Truncate(14 + 12))),
-    case("hdr_padding_trimmed", "padding after total length is trimmed", Expect::Forward(1), |c| {
-        let mut f = c.udp(&c.frame(H2), 32)?;
-        f.extend_from_slice(&[0xee; 30]);
-        Ok(vec![f])
-    }),
-    case("hdr_min_frame_padded", "a 42-byte frame padded to 60 is trimmed", Expect::Forward(1), |c| {
-        let mut f = c.udp(&c.frame(H2), 0)?;
-        f.resize(60, 0);
-        Ok(vec![f])
-    }),
+    case(
+        "hdr_bad_checksum",
+        "5.2.2 check 2: header checksum",
+        Expect::Silent,
+        |c| malformed(c, Malform::BadHeaderChecksum),
+    ),
+    case(
+        "hdr_version_6",
+        "5.2.2 check 3: version",
+        Expect::Silent,
+        |c| malformed(c, Malform::Version(6)),
+    ),
+    case(
+        "hdr_ihl_4",
+        "5.2.2 check 4: IHL below 5",
+        Expect::Silent,
+        |c| malformed(c, Malform::Ihl(4)),
+    ),
+    case(
+        "hdr_ihl_past_packet",
+        "5.2.2 check 4: IHL beyond the packet",
+        Expect::Silent,
+        |c| {
+            let mut f = c.udp(&c.frame(H2), 0)?;
+            Malform::Ihl(15).apply(&mut f)?;
+            Ok(vec![f])
+        },
+    ),
+    case(
+        "hdr_total_len_below_header",
+        "5.2.2 check 5: total length < header",
+        Expect::Silent,
+        |c| malformed(c, Malform::TotalLength(19)),
+    ),
+    case(
+        "hdr_total_len_past_frame",
+        "total length > frame",
+        Expect::Silent,
+        |c| malformed(c, Malform::TotalLength(200)),
+    ),
+    case(
+        "hdr_truncated_header",
+        "5.2.2 check 1: frame shorter than 20-byte header",
+        Expect::Silent,
+        |c| malformed(c, Malform::Truncate(14 + 12)),
+    ),
+    case(
+        "hdr_padding_trimmed",
+        "padding after total length is trimmed",
+        Expect::Forward(1),
+        |c| {
+            let mut f = c.udp(&c.frame(H2), 32)?;
+            f.extend_from_slice(&[0xee; 30]);
+            Ok(vec![f])
+        },
+    ),
+    case(
+        "hdr_min_frame_padded",
+        "a 42-byte frame padded to 60 is trimmed",
+        Expect::Forward(1),
+        |c| {
+            let mut f = c.udp(&c.frame(H2), 0)?;
+            f.resize(60, 0);
+            Ok(vec![f])
+        },
+    ),
     // ---- Link layer (eth_type_trans, ip_forward's pkt_type check).
-    case("l2_otherhost", "destination MAC not ours (PACKET_OTHERHOST)", Expect::Silent, |c| {
-        let mut f = c.frame(H2);
-        f.dst_mac = [0x02, 0, 0, 0, 0x09, 0x09];
-        one(c.udp(&f, 32))
-    }),
-    case("l2_broadcast_unicast_ip", "L2 broadcast carrying unicast IP", Expect::Silent, |c| {
-        let mut f = c.frame(H2);
-        f.dst_mac = [0xff; 6];
-        one(c.udp(&f, 32))
-    }),
-    case("l2_multicast_unicast_ip", "L2 multicast carrying unicast IP", Expect::Silent, |c| {
-        let mut f = c.frame(H2);
-        f.dst_mac = [0x01, 0x00, 0x5e, 0, 0, 0x01];
-        one(c.udp(&f, 32))
-    }),
-    case("l2_broadcast_ttl_1", "L2 broadcast, TTL 1: no ICMP either", Expect::Silent, |c| {
-        let mut f = c.frame(H2);
-        f.dst_mac = [0xff; 6];
-        f.ttl = 1;
-        one(c.udp(&f, 32))
-    }),
+    case(
+        "l2_otherhost",
+        "destination MAC not ours (PACKET_OTHERHOST)",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(H2);
+            f.dst_mac = [0x02, 0, 0, 0, 0x09, 0x09];
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "l2_broadcast_unicast_ip",
+        "L2 broadcast carrying unicast IP",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(H2);
+            f.dst_mac = [0xff; 6];
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "l2_multicast_unicast_ip",
+        "L2 multicast carrying unicast IP",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(H2);
+            f.dst_mac = [0x01, 0x00, 0x5e, 0, 0, 0x01];
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "l2_broadcast_ttl_1",
+        "L2 broadcast, TTL 1: no ICMP either",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(H2);
+            f.dst_mac = [0xff; 6];
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+    ),
     // ---- Martian sources.
-    case("src_zero_net", "martian source 0/8", Expect::Silent, |c| from(c, Ipv4Addr::new(0, 0, 0, 5))),
-    case("src_loopback", "martian source 127/8", Expect::Silent, |c| from(c, Ipv4Addr::new(127, 0, 0, 1))),
-    case("src_limited_broadcast", "martian source 255.255.255.255", Expect::Silent, |c| from(c, Ipv4Addr::BROADCAST)),
-    case("src_multicast", "martian source 224/4", Expect::Silent, |c| from(c, Ipv4Addr::new(224, 0, 0, 5))),
-    case("src_class_e", "source 240/4 (class E)", Expect::Silent, |c| from(c, Ipv4Addr::new(240, 0, 0, 1))),
-    case("src_own_address_p0", "source is the router's own address (ingress)", Expect::Silent, |c| from(c, P0)),
-    case("src_own_address_p1", "source is the router's own address (other iface)", Expect::Silent, |c| from(c, P1)),
-    case("src_link_local", "source 169.254/16 (RFC 3927)", Expect::Forward(1), |c| from(c, Ipv4Addr::new(169, 254, 1, 1))),
-    case("src_directed_broadcast", "source is a connected subnet's broadcast", Expect::Silent, |c| from(c, Ipv4Addr::new(10, 0, 2, 255))),
+    case(
+        "src_zero_net",
+        "martian source 0/8 (RFC 1812 5.3.7; Linux forwards)",
+        Expect::Forward(1),
+        |c| from(c, Ipv4Addr::new(0, 0, 0, 5)),
+    ),
+    case(
+        "src_unspecified",
+        "martian source 0.0.0.0",
+        Expect::Silent,
+        |c| from(c, Ipv4Addr::UNSPECIFIED),
+    ),
+    case(
+        "src_loopback",
+        "martian source 127/8",
+        Expect::Silent,
+        |c| from(c, Ipv4Addr::new(127, 0, 0, 1)),
+    ),
+    case(
+        "src_limited_broadcast",
+        "martian source 255.255.255.255",
+        Expect::Silent,
+        |c| from(c, Ipv4Addr::BROADCAST),
+    ),
+    case(
+        "src_multicast",
+        "martian source 224/4",
+        Expect::Silent,
+        |c| from(c, Ipv4Addr::new(224, 0, 0, 5)),
+    ),
+    case(
+        "src_class_e",
+        "martian source 240/4 (class E; Linux forwards)",
+        Expect::Forward(1),
+        |c| from(c, Ipv4Addr::new(240, 0, 0, 1)),
+    ),
+    case(
+        "src_own_address_p0",
+        "source is the router's own address (ingress)",
+        Expect::Silent,
+        |c| from(c, P0),
+    ),
+    case(
+        "src_own_address_p1",
+        "source is the router's own address (other iface)",
+        Expect::Silent,
+        |c| from(c, P1),
+    ),
+    case(
+        "src_link_local",
+        "martian source 169.254/16 (RFC 3927; Linux forwards)",
+        Expect::Forward(1),
+        |c| from(c, Ipv4Addr::new(169, 254, 1, 1)),
+    ),
+    case(
+        "src_directed_broadcast",
+        "source is a connected subnet's broadcast (Linux forwards)",
+        Expect::Forward(1),
+        |c| from(c, Ipv4Addr::new(10, 0, 2, 255)),
+    ),
     // ---- Martian / special destinations.
-    case("dst_zero_net", "martian destination 0/8", Expect::Silent, |c| to(c, Ipv4Addr::new(0, 0, 0, 1))),
-    case("dst_loopback", "martian destination 127/8", Expect::Silent, |c| to(c, Ipv4Addr::new(127, 0, 0, 1))),
-    case("dst_limited_broadcast", "limited broadcast is never forwarded", Expect::Silent, |c| {
-        let mut f = c.frame(Ipv4Addr::BROADCAST);
-        f.dst_mac = [0xff; 6];
-        one(c.udp(&f, 32))
-    }),
-    case("dst_directed_broadcast", "directed broadcast to a connected subnet: not forwarded", Expect::Silent, |c| to(c, Ipv4Addr::new(10, 0, 2, 255))),
-    case("dst_multicast", "multicast destination (no multicast routing)", Expect::Silent, |c| {
-        let mut f = c.frame(Ipv4Addr::new(239, 1, 2, 3));
-        f.dst_mac = [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03];
-        one(c.udp(&f, 32))
-    }),
-    case("dst_class_e", "destination 240/4: no route", Expect::Icmp(3, 0), |c| to(c, Ipv4Addr::new(240, 0, 0, 1))),
-    case("dst_link_local", "destination 169.254/16: no route", Expect::Icmp(3, 0), |c| to(c, Ipv4Addr::new(169, 254, 1, 1))),
+    case(
+        "dst_zero_net",
+        "martian destination 0/8: no route",
+        Expect::Icmp(3, 0),
+        |c| to(c, Ipv4Addr::new(0, 0, 0, 1)),
+    ),
+    case(
+        "dst_loopback",
+        "martian destination 127/8",
+        Expect::Silent,
+        |c| to(c, Ipv4Addr::new(127, 0, 0, 1)),
+    ),
+    case(
+        "dst_limited_broadcast",
+        "limited broadcast is never forwarded",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(Ipv4Addr::BROADCAST);
+            f.dst_mac = [0xff; 6];
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "dst_directed_broadcast",
+        "directed broadcast to a connected subnet: not forwarded",
+        Expect::Silent,
+        |c| to(c, Ipv4Addr::new(10, 0, 2, 255)),
+    ),
+    case(
+        "dst_multicast",
+        "multicast destination (no multicast routing)",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(Ipv4Addr::new(239, 1, 2, 3));
+            f.dst_mac = [0x01, 0x00, 0x5e, 0x01, 0x02, 0x03];
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "dst_class_e",
+        "destination 240/4: no route",
+        Expect::Icmp(3, 0),
+        |c| to(c, Ipv4Addr::new(240, 0, 0, 1)),
+    ),
+    case(
+        "dst_link_local",
+        "destination 169.254/16: no route",
+        Expect::Icmp(3, 0),
+        |c| to(c, Ipv4Addr::new(169, 254, 1, 1)),
+    ),
     // ---- IP options.
-    case("opt_nop_eol", "options NOP NOP NOP EOL forwarded", Expect::Forward(1), |c| with_opts(c, H2, &[1, 1, 1, 0])),
-    case("opt_record_route", "record route: router's address recorded", Expect::Forward(1), |c| {
-        with_opts(c, H2, &[7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-    }),
-    case("opt_record_route_full", "record route with no room left: unchanged", Expect::Forward(1), |c| {
-        with_opts(c, H2, &[7, 7, 8, 10, 9, 9, 9, 0])
-    }),
-    case("opt_timestamp", "timestamp (ts only): router's time recorded", Expect::Forward(1), |c| {
-        with_opts(c, H2, &[68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0])
-    }),
-    case("opt_timestamp_overflow", "timestamp with no room: overflow counter bumped", Expect::Forward(1), |c| {
-        with_opts(c, H2, &[68, 8, 9, 0, 0, 0, 0, 1])
-    }),
-    case("opt_router_alert", "router alert forwarded", Expect::Forward(1), |c| with_opts(c, H2, &[0x94, 4, 0, 0])),
-    case("opt_unknown", "unknown option forwarded unchanged", Expect::Forward(1), |c| with_opts(c, H2, &[0x9e, 4, 0xab, 0xcd])),
-    case("opt_bad_length", "option length past the header -> parameter problem", Expect::Icmp(12, 0), |c| {
-        with_opts(c, H2, &[7, 40, 4, 0])
-    }),
-    case("opt_zero_length", "option length 0 -> parameter problem", Expect::Icmp(12, 0), |c| {
-        with_opts(c, H2, &[0x9e, 0, 0, 0])
-    }),
-    case("opt_lsrr", "loose source route (accept_source_route off)", Expect::Silent, |c| {
-        let g = VIA_GW.octets();
-        with_opts(c, H2, &[131, 7, 4, g[0], g[1], g[2], g[3], 0])
-    }),
-    case("opt_ssrr", "strict source route (accept_source_route off)", Expect::Silent, |c| {
-        let g = VIA_GW.octets();
-        with_opts(c, H2, &[137, 7, 4, g[0], g[1], g[2], g[3], 0])
-    }),
+    case(
+        "opt_nop_eol",
+        "options NOP NOP NOP EOL forwarded",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[1, 1, 1, 0]),
+    ),
+    case(
+        "opt_record_route",
+        "record route: router's address recorded",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    ),
+    case(
+        "opt_record_route_full",
+        "record route with no room left: unchanged",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[7, 7, 8, 10, 9, 9, 9, 0]),
+    ),
+    case(
+        "opt_timestamp",
+        "timestamp (ts only): router's time recorded",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[68, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    ),
+    case(
+        "opt_timestamp_overflow",
+        "timestamp with no room: overflow counter bumped",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[68, 8, 9, 0, 0, 0, 0, 1]),
+    ),
+    case(
+        "opt_router_alert",
+        "router alert forwarded",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[0x94, 4, 0, 0]),
+    ),
+    case(
+        "opt_unknown",
+        "unknown option forwarded unchanged",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[0x9e, 4, 0xab, 0xcd]),
+    ),
+    case(
+        "opt_bad_length",
+        "option length past the header -> parameter problem",
+        Expect::Icmp(12, 0),
+        |c| with_opts(c, H2, &[7, 40, 4, 0]),
+    ),
+    case(
+        "opt_zero_length",
+        "option length 0 -> parameter problem",
+        Expect::Icmp(12, 0),
+        |c| with_opts(c, H2, &[0x9e, 0, 0, 0]),
+    ),
+    case(
+        "opt_lsrr",
+        "loose source route (accept_source_route off)",
+        Expect::Silent,
+        |c| {
+            let g = VIA_GW.octets();
+            with_opts(c, H2, &[131, 7, 4, g[0], g[1], g[2], g[3], 0])
+        },
+    ),
+    case(
+        "opt_ssrr",
+        "strict source route (accept_source_route off)",
+        Expect::Silent,
+        |c| {
+            let g = VIA_GW.octets();
+            with_opts(c, H2, &[137, 7, 4, g[0], g[1], g[2], g[3], 0])
+        },
+    ),
     // ---- ICMP error suppression (RFC 1812 §4.3.2.7).
-    case("icmp_err_in_ttl_1", "no ICMP about an ICMP error (TTL 1)", Expect::Silent, |c| icmp_error(c, H2, 1)),
-    case("icmp_err_in_no_route", "no ICMP about an ICMP error (no route)", Expect::Silent, |c| icmp_error(c, NO_ROUTE, 64)),
-    case("icmp_err_forwarded", "an ICMP error is forwarded like any packet", Expect::Forward(1), |c| icmp_error(c, H2, 64)),
-    case("frag_nonfirst_ttl_1", "no ICMP about a non-first fragment (TTL 1)", Expect::Silent, |c| {
-        Ok(vec![fragment(c, H2, 50, true, 64, 1)?])
-    }),
-    case("frag_first_ttl_1", "a first fragment does get time exceeded", Expect::Icmp(11, 0), |c| {
-        Ok(vec![fragment(c, H2, 0, true, 64, 1)?])
-    }),
-    case("frag_nonfirst_no_route", "no ICMP about a non-first fragment (no route)", Expect::Silent, |c| {
-        Ok(vec![fragment(c, NO_ROUTE, 50, true, 64, 64)?])
-    }),
+    case(
+        "icmp_err_in_ttl_1",
+        "no ICMP about an ICMP error (TTL 1)",
+        Expect::Silent,
+        |c| icmp_error(c, H2, 1),
+    ),
+    case(
+        "icmp_err_in_no_route",
+        "no ICMP about an ICMP error (no route)",
+        Expect::Silent,
+        |c| icmp_error(c, NO_ROUTE, 64),
+    ),
+    case(
+        "icmp_err_forwarded",
+        "an ICMP error is forwarded like any packet",
+        Expect::Forward(1),
+        |c| icmp_error(c, H2, 64),
+    ),
+    case(
+        "frag_nonfirst_ttl_1",
+        "no ICMP about a non-first fragment (TTL 1)",
+        Expect::Silent,
+        |c| Ok(vec![fragment(c, H2, 50, true, 64, 1)?]),
+    ),
+    case(
+        "frag_first_ttl_1",
+        "a first fragment does get time exceeded",
+        Expect::Icmp(11, 0),
+        |c| Ok(vec![fragment(c, H2, 0, true, 64, 1)?]),
+    ),
+    case(
+        "frag_nonfirst_no_route",
+        "no ICMP about a non-first fragment (no route)",
+        Expect::Silent,
+        |c| Ok(vec![fragment(c, NO_ROUTE, 50, true, 64, 64)?]),
+    ),
     // ---- Unresolved next hop (runs last: it waits for ARP to fail).
     Case {
         name: "unresolved_next_hop",

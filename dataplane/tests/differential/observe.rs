@@ -210,7 +210,11 @@ pub fn normalise(bytes: &[u8]) -> Frame {
     f.push("ip.csum_ok", ip.header_checksum_ok);
     f.push("ip.src", ip.src);
     f.push("ip.dst", ip.dst);
-    f.push("ip.opts", hex(&ip.options));
+    let (opts, stamps) = split_timestamps(&ip.options);
+    f.push("ip.opts", hex(&opts));
+    if !stamps.is_empty() {
+        f.push("ip.opts.ts", hex(&stamps));
+    }
     if let Some(icmp) = &ip.icmp {
         f.push("icmp.type", icmp.icmp_type);
         f.push("icmp.code", icmp.code);
@@ -238,6 +242,43 @@ pub fn normalise(bytes: &[u8]) -> Frame {
     f
 }
 
+/// The options with the clock values of Timestamp options (RFC 791, type 68) zeroed, and those
+/// values apart: a router's clock reading is the one part of an option two routers cannot share,
+/// while pointer, overflow, flags and recorded addresses must still match.
+fn split_timestamps(opts: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut out = opts.to_vec();
+    let mut stamps = Vec::new();
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            t => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts.len() {
+                    break;
+                }
+                if t == 68 && len >= 4 {
+                    let ptr = usize::from(opts[i + 2]);
+                    let flag = opts[i + 3] & 0x0f;
+                    // Filled entries: from byte 5 (1-based) up to the pointer.
+                    let (entry, ts_at) = if flag == 0 { (4, 0) } else { (8, 4) };
+                    let mut e = 4;
+                    while e + entry <= len && e + entry < ptr {
+                        let at = i + e + ts_at;
+                        stamps.extend_from_slice(&opts[at..at + 4]);
+                        out[at..at + 4].fill(0);
+                        e += entry;
+                    }
+                }
+                i += len;
+            }
+        }
+    }
+    (out, stamps)
+}
+
 fn mac(m: [u8; 6]) -> String {
     m.iter()
         .map(|b| format!("{b:02x}"))
@@ -247,8 +288,9 @@ fn mac(m: [u8; 6]) -> String {
 
 /// Lower-case hex, no separators.
 pub fn hex(b: &[u8]) -> String {
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
 }
