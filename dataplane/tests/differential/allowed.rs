@@ -185,6 +185,22 @@ pub const KNOWN_GAPS: &[(&str, &str)] = &[
         "xfwd on this branch sends no ICMP errors (drops and counts instead)",
     ),
     (
+        "icmp_echo_df_too_big",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead): no Fragmentation Needed",
+    ),
+    (
+        "ttl_1_df_too_big",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead)",
+    ),
+    (
+        "icmp_src_other_iface",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead)",
+    ),
+    (
+        "icmp_rate_limit",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead) (so none to rate-limit)",
+    ),
+    (
         "unresolved_next_hop",
         "xfwd on this branch sends no ICMP errors (drops and counts instead): no Host Unreachable when ARP fails",
     ),

@@ -47,20 +47,36 @@ pub enum Expect {
     Forward(usize),
     /// One ICMP error (type, code) comes back to h1, nothing reaches h2.
     Icmp(u8, u8),
+    /// `n` ICMP errors (type, code) come back to h1, nothing reaches h2.
+    Icmps(u8, u8, usize),
+    /// One ICMP error (type, code) reaches h2 (the route back to the spoofed sender leads
+    /// there), nothing reaches h1.
+    IcmpAtH2(u8, u8),
     /// Nothing reaches h2, nothing comes back.
     Silent,
+}
+
+/// The source address case `i` sends from: 10.0.1.100 + i, in h1's subnet, resolved by the
+/// router to h1's MAC, so each case's ICMP errors reach h1 addressed to a destination no other
+/// case used (per-destination ICMP rate limits never carry over from one case to the next).
+pub fn case_src(i: usize) -> Ipv4Addr {
+    assert!(i < 150, "case sources run out at 150 cases");
+    Ipv4Addr::new(10, 0, 1, 100 + i as u8)
 }
 
 /// What a case's builder gets.
 pub struct Ctx {
     /// The IP identification every frame of the case carries.
     pub id: u16,
+    /// The source address of the case (see [`case_src`]).
+    pub src: Ipv4Addr,
 }
 
 impl Ctx {
-    /// Headers from h1 to `dst` through the router (dst MAC p0), TTL 64, ID [`Ctx::id`].
+    /// Headers from h1 (source address [`Ctx::src`]) to `dst` through the router (dst MAC p0),
+    /// TTL 64, ID [`Ctx::id`].
     pub fn frame(&self, dst: Ipv4Addr) -> Ipv4Frame {
-        let mut f = Ipv4Frame::new(End::H1.mac(), End::P0.mac(), H1, dst);
+        let mut f = Ipv4Frame::new(End::H1.mac(), End::P0.mac(), self.src, dst);
         f.identification = self.id;
         f
     }
@@ -84,6 +100,9 @@ pub struct Case {
     pub listen: Listen,
     /// The frames h1 sends.
     pub build: fn(&Ctx) -> Result<Vec<Vec<u8>>>,
+    /// Router sysctls set for this case only (restored after it), e.g. to turn ICMP rate
+    /// limiting back on.
+    pub router_sysctls: &'static [(&'static str, &'static str)],
 }
 
 const fn case(
@@ -98,6 +117,7 @@ const fn case(
         expect,
         listen: Listen::DEFAULT,
         build,
+        router_sysctls: &[],
     }
 }
 
@@ -175,6 +195,22 @@ fn fragment(c: &Ctx, dst: Ipv4Addr, offset: u16, mf: bool, len: usize, ttl: u8) 
 
 /// The cases, in the order they run.
 pub const CASES: &[Case] = &[
+    // ---- ICMP rate limiting.
+    Case {
+        name: "icmp_rate_limit",
+        rule: "ICMP errors rate-limited per destination (icmp_ratelimit 1000 ms, burst 6)",
+        expect: Expect::Icmps(11, 0, 6),
+        listen: Listen::DEFAULT,
+        build: |c| {
+            let mut f = c.frame(H2);
+            f.ttl = 1;
+            (0..10).map(|_| c.udp(&f, 32)).collect()
+        },
+        router_sysctls: &[
+            ("net.ipv4.icmp_ratemask", "6168"),
+            ("net.ipv4.icmp_ratelimit", "1000"),
+        ],
+    },
     // ---- Route types.
     case(
         "fwd_connected",
@@ -690,6 +726,76 @@ pub const CASES: &[Case] = &[
         Expect::Silent,
         |c| Ok(vec![fragment(c, NO_ROUTE, 50, true, 64, 64)?]),
     ),
+    case(
+        "frag_nonfirst_df_too_big",
+        "no Fragmentation Needed about a non-first fragment",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(H2);
+            f.fragment_offset = 100;
+            f.more_fragments = true;
+            f.dont_fragment = true;
+            one(f.raw(IPPROTO_UDP, &[0x5a; 1400]))
+        },
+    ),
+    case(
+        "icmp_err_in_df_too_big",
+        "no Fragmentation Needed about an ICMP error",
+        Expect::Silent,
+        |c| {
+            let mut frames = icmp_error(c, H2, 64)?;
+            // Re-craft with DF and a padded quote so that it exceeds p1's MTU.
+            let mut quoted = Ipv4Frame::new(End::H1.mac(), End::P0.mac(), H2, H1);
+            quoted.identification = 0x7777;
+            let q = quoted.udp(9, 40000, &[0; 1400])?;
+            let mut msg = vec![3, 3, 0, 0, 0, 0, 0, 0];
+            msg.extend_from_slice(&q[14..]);
+            let sum = icmp_sum(&msg);
+            msg[2..4].copy_from_slice(&sum.to_be_bytes());
+            let mut f = c.frame(H2);
+            f.dont_fragment = true;
+            frames[0] = f.raw(IPPROTO_ICMP, &msg)?;
+            Ok(frames)
+        },
+    ),
+    case(
+        "icmp_echo_df_too_big",
+        "an ICMP echo (not an error) does get Fragmentation Needed",
+        Expect::Icmp(3, 4),
+        |c| {
+            let mut f = c.frame(H2);
+            f.dont_fragment = true;
+            one(f.icmp_echo_request(0x4321, 1, &[0x11; 1400]))
+        },
+    ),
+    case(
+        "ttl_1_df_too_big",
+        "TTL checked before the MTU: time exceeded",
+        Expect::Icmp(11, 0),
+        |c| {
+            let mut f = c.frame(H2);
+            f.dont_fragment = true;
+            f.ttl = 1;
+            one(c.udp(&f, 1400))
+        },
+    ),
+    case(
+        "icmp_src_other_iface",
+        "ICMP error to a sender routed out of another interface: source chosen by the route back",
+        Expect::IcmpAtH2(11, 0),
+        |c| {
+            let mut f = c.frame(H2);
+            f.src = Ipv4Addr::new(198, 18, 0, 7);
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "dst_router_address",
+        "destination is the router's own address: local delivery, not forwarded",
+        Expect::Icmp(3, 3),
+        |c| to(c, P1),
+    ),
     // ---- Unresolved next hop (runs last: it waits for ARP to fail).
     Case {
         name: "unresolved_next_hop",
@@ -701,5 +807,6 @@ pub const CASES: &[Case] = &[
             max: std::time::Duration::from_secs(5),
         },
         build: |c| to(c, UNRESOLVED),
+        router_sysctls: &[],
     },
 ];
