@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use xfwd_testbed::process::Daemon;
+use xfwd_testbed::process::{Daemon, Signal};
 use xfwd_testbed::{End, NetNs, RawSocket, Topology, require_privileges};
 
 use allowed::{ALLOWED, INTENTIONAL, KNOWN_GAPS};
@@ -44,7 +44,7 @@ struct Bed {
     // Field order is drop order: sockets and xfwd go before the namespaces.
     h1: RawSocket,
     h2: RawSocket,
-    xfwd: Option<Daemon>,
+    xfwd: Option<Xfwd>,
     /// The namespaces; deleted on drop, after the sockets and xfwd.
     topo: Topology,
 }
@@ -175,7 +175,36 @@ fn configure(t: &Topology) -> Result<()> {
     Ok(())
 }
 
-fn start_xfwd(t: &Topology) -> Result<Daemon> {
+/// `xfwd run` in the router namespace, and its control socket.
+struct Xfwd {
+    daemon: Daemon,
+    control: String,
+}
+
+impl Xfwd {
+    /// Drop counters by reason (`xfwd show stats --json`, `drops`), zero ones left out.
+    fn drops(&self) -> Result<BTreeMap<String, u64>> {
+        let out = std::process::Command::new(common::xfwd_bin())
+            .args(["show", "stats", "--json", "--control", &self.control])
+            .output()?;
+        ensure!(
+            out.status.success(),
+            "xfwd show stats: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        Ok(v["drops"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_u64().filter(|n| *n > 0)?)))
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}
+
+fn start_xfwd(t: &Topology) -> Result<Xfwd> {
     let control = std::env::temp_dir().join(format!("{}.sock", t.router().name()));
     let control = control.to_string_lossy().into_owned();
     let cpu = common::worker_cpu().to_string();
@@ -196,13 +225,20 @@ fn start_xfwd(t: &Topology) -> Result<Daemon> {
     let xfwd = Daemon::spawn(t.router(), &argv)?;
     xfwd.wait_for_line("ready", Duration::from_secs(20))
         .context("xfwd did not become ready")?;
-    Ok(xfwd)
+    Ok(Xfwd {
+        daemon: xfwd,
+        control,
+    })
 }
 
 /// Runs the selected cases through one router.
 fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> {
-    let bed = Bed::build(router).with_context(|| format!("building the {router:?} bed"))?;
+    let mut bed = Bed::build(router).with_context(|| format!("building the {router:?} bed"))?;
     let mut out = Vec::new();
+    let mut drops = match &bed.xfwd {
+        Some(x) => x.drops()?,
+        None => BTreeMap::new(),
+    };
     for &(i, case) in selected {
         let id = ID_BASE + i as u16;
         let frames = (case.build)(&Ctx {
@@ -218,14 +254,35 @@ fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> 
                 .send(f)
                 .with_context(|| format!("{}: sending {} bytes", case.name, f.len()))?;
         }
-        out.push(capture(&bed.h1, &bed.h2, id, case.listen)?);
+        let mut obs = capture(&bed.h1, &bed.h2, id, case.listen)?;
+        if let Some(x) = &bed.xfwd {
+            let now = x.drops()?;
+            obs.drops = now
+                .iter()
+                .filter_map(|(k, v)| {
+                    let d = v - drops.get(k).copied().unwrap_or(0);
+                    (d > 0).then(|| {
+                        if d == 1 {
+                            k.clone()
+                        } else {
+                            format!("{k}×{d}")
+                        }
+                    })
+                })
+                .collect();
+            drops = now;
+        }
+        out.push(obs);
         set_sysctls(bed.router(), &restore)?;
     }
-    if let Some(x) = &bed.xfwd {
+    if let Some(x) = &mut bed.xfwd {
+        // xfwd survived every case and stops cleanly.
+        x.daemon.signal(Signal::Term)?;
+        let status = x.daemon.wait_exit(Duration::from_secs(10))?;
         ensure!(
-            x.log().lines().all(|l| !l.contains("panicked")),
-            "xfwd panicked:\n{}",
-            x.log()
+            status.success(),
+            "xfwd exited with {status} after the cases:\n{}",
+            x.daemon.log()
         );
     }
     Ok(out)

@@ -72,6 +72,9 @@ pub struct Observation {
     pub h2: Vec<Frame>,
     pub h1: Vec<Frame>,
     pub strays: usize,
+    /// xfwd only: the drop reasons its counters gained during the case (`name×n`), shown in the
+    /// table to explain a silent outcome; not compared.
+    pub drops: Vec<String>,
 }
 
 impl Observation {
@@ -79,12 +82,26 @@ impl Observation {
     pub fn summary(&self) -> String {
         let side = |v: &[Frame]| {
             if v.is_empty() {
-                "-".to_owned()
-            } else {
-                v.iter().map(Frame::summary).collect::<Vec<_>>().join(", ")
+                return "-".to_owned();
             }
+            // Runs of identical summaries collapse to `n× summary`.
+            let mut runs: Vec<(usize, String)> = Vec::new();
+            for s in v.iter().map(Frame::summary) {
+                match runs.last_mut() {
+                    Some((n, last)) if *last == s => *n += 1,
+                    _ => runs.push((1, s)),
+                }
+            }
+            runs.into_iter()
+                .map(|(n, s)| if n == 1 { s } else { format!("{n}× {s}") })
+                .collect::<Vec<_>>()
+                .join(", ")
         };
-        format!("h2: {} | h1: {}", side(&self.h2), side(&self.h1))
+        let mut s = format!("h2: {} | h1: {}", side(&self.h2), side(&self.h1));
+        if !self.drops.is_empty() {
+            let _ = write!(s, " [drop {}]", self.drops.join(" "));
+        }
+        s
     }
 
     /// Flattened `side[i].field` → value, plus `side.frames` → count.
