@@ -1,0 +1,313 @@
+//! Capturing what a case produced at h2 (forwarded) and at h1 (sent back), and normalising each
+//! frame into named fields that the two routers' runs are compared on.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use xfwd_testbed::RawSocket;
+use xfwd_testbed::packet::{ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, parse};
+
+/// ICMP types that are errors (RFC 792, RFC 1812 §4.3.2): they quote the offending datagram.
+const ICMP_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
+
+/// One captured frame as named fields, in a fixed order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Frame {
+    fn push(&mut self, k: &'static str, v: impl ToString) {
+        self.fields.push((k, v.to_string()));
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A short human summary for the table.
+    pub fn summary(&self) -> String {
+        let g = |k| self.get(k).unwrap_or("?");
+        if self.get("raw").is_some() {
+            return format!("raw({})", g("len"));
+        }
+        if let Some(t) = self.get("icmp.type") {
+            if ICMP_ERRORS.iter().any(|e| e.to_string() == t) {
+                let mut s = format!("icmp{t}/{} from {}", g("icmp.code"), g("ip.src"));
+                if t == "3" && g("icmp.code") == "4" {
+                    let rest = g("icmp.rest");
+                    let mtu = u16::from_str_radix(rest.get(4..8).unwrap_or("0"), 16).unwrap_or(0);
+                    let _ = write!(s, " mtu{mtu}");
+                }
+                if t == "12" {
+                    let _ = write!(s, " ptr{}", g("icmp.rest").get(0..2).unwrap_or("?"));
+                }
+                return s;
+            }
+        }
+        let mut s = format!("ttl{} len{}", g("ip.ttl"), g("ip.len"));
+        if g("ip.mf") == "1" || g("ip.off") != "0" {
+            let _ = write!(
+                s,
+                " off{}{}",
+                g("ip.off"),
+                if g("ip.mf") == "1" { "+MF" } else { "" }
+            );
+        }
+        if g("ip.opts") != "" {
+            s.push_str(" opts");
+        }
+        s
+    }
+}
+
+/// What one case produced: frames at h2 and frames at h1, in arrival order, plus frames that
+/// belonged to no case (counted, not compared).
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    pub h2: Vec<Frame>,
+    pub h1: Vec<Frame>,
+    pub strays: usize,
+    /// xfwd only: the drop reasons its counters gained during the case (`name×n`), shown in the
+    /// table to explain a silent outcome; not compared.
+    pub drops: Vec<String>,
+}
+
+impl Observation {
+    /// `h2: [..] h1: [..]` for the table.
+    pub fn summary(&self) -> String {
+        let side = |v: &[Frame]| {
+            if v.is_empty() {
+                return "-".to_owned();
+            }
+            // Runs of identical summaries collapse to `n× summary`.
+            let mut runs: Vec<(usize, String)> = Vec::new();
+            for s in v.iter().map(Frame::summary) {
+                match runs.last_mut() {
+                    Some((n, last)) if *last == s => *n += 1,
+                    _ => runs.push((1, s)),
+                }
+            }
+            runs.into_iter()
+                .map(|(n, s)| if n == 1 { s } else { format!("{n}× {s}") })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut s = format!("h2: {} | h1: {}", side(&self.h2), side(&self.h1));
+        if !self.drops.is_empty() {
+            let _ = write!(s, " [drop {}]", self.drops.join(" "));
+        }
+        s
+    }
+
+    /// Flattened `side[i].field` → value, plus `side.frames` → count.
+    pub fn flatten(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (name, frames) in [("h2", &self.h2), ("h1", &self.h1)] {
+            out.push((format!("{name}.frames"), frames.len().to_string()));
+            for (i, f) in frames.iter().enumerate() {
+                for (k, v) in &f.fields {
+                    out.push((format!("{name}[{i}].{k}"), v.clone()));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How long to listen after a case's frames are sent.
+#[derive(Clone, Copy, Debug)]
+pub struct Listen {
+    /// Listen at least this long (for outcomes that come late, e.g. a failed ARP resolution).
+    pub min: Duration,
+    /// Stop once nothing arrived for this long (after `min`).
+    pub quiet: Duration,
+    /// Never listen longer than this.
+    pub max: Duration,
+}
+
+impl Listen {
+    pub const DEFAULT: Listen = Listen {
+        min: Duration::from_millis(0),
+        quiet: Duration::from_millis(150),
+        max: Duration::from_secs(2),
+    };
+}
+
+/// Receives on both sockets until `listen` says stop, keeping the frames that belong to the case
+/// whose packets carry IP identification `id` (the frames themselves, their fragments, or ICMP
+/// errors quoting them). ARP is ignored; frames that cannot be parsed as IPv4 are kept.
+pub fn capture(h1: &RawSocket, h2: &RawSocket, id: u16, listen: Listen) -> Result<Observation> {
+    let start = Instant::now();
+    let mut last = start;
+    let mut obs = Observation::default();
+    loop {
+        let now = Instant::now();
+        let elapsed = now - start;
+        if elapsed >= listen.max || (elapsed >= listen.min && now - last >= listen.quiet) {
+            return Ok(obs);
+        }
+        let mut got = false;
+        for (sock, is_h2) in [(h2, true), (h1, false)] {
+            if let Some(bytes) = sock.recv_timeout(Duration::from_millis(2))? {
+                match classify(&bytes, id) {
+                    Class::Ignore => {}
+                    Class::Stray => obs.strays += 1,
+                    Class::Keep(f) => {
+                        got = true;
+                        if is_h2 {
+                            obs.h2.push(f);
+                        } else {
+                            obs.h1.push(f);
+                        }
+                    }
+                }
+            }
+        }
+        if got {
+            last = Instant::now();
+        }
+    }
+}
+
+enum Class {
+    Ignore,
+    Stray,
+    Keep(Frame),
+}
+
+fn classify(bytes: &[u8], id: u16) -> Class {
+    let ethertype = bytes.get(12..14).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    if ethertype == Some(ETH_P_ARP) {
+        return Class::Ignore;
+    }
+    let f = normalise(bytes);
+    if ethertype != Some(ETH_P_IP) || f.get("raw").is_some() {
+        return Class::Keep(f);
+    }
+    let own = f.get("ip.id") == Some(&format!("{id:04x}"));
+    let quoting = f.get("icmp.quote.id") == Some(&format!("{id:04x}"));
+    if own || quoting {
+        Class::Keep(f)
+    } else {
+        Class::Stray
+    }
+}
+
+/// The named fields of one frame. Frames `parse` rejects are kept as raw bytes.
+pub fn normalise(bytes: &[u8]) -> Frame {
+    let mut f = Frame::default();
+    let Ok(p) = parse(bytes) else {
+        f.push("raw", hex(bytes));
+        f.push("len", bytes.len());
+        return f;
+    };
+    f.push("len", bytes.len());
+    f.push("eth.dst", mac(p.dst_mac));
+    f.push("eth.src", mac(p.src_mac));
+    f.push("eth.type", format!("{:04x}", p.ethertype));
+    let Some(ip) = &p.ipv4 else {
+        f.push("raw", hex(&bytes[14.min(bytes.len())..]));
+        return f;
+    };
+    f.push("ip.ihl", ip.ihl);
+    f.push("ip.tos", format!("{:02x}", ip.tos));
+    f.push("ip.len", ip.total_len);
+    f.push("ip.id", format!("{:04x}", ip.identification));
+    f.push("ip.df", u8::from(ip.dont_fragment));
+    f.push("ip.mf", u8::from(ip.more_fragments));
+    f.push("ip.off", ip.fragment_offset);
+    f.push("ip.ttl", ip.ttl);
+    f.push("ip.proto", ip.protocol);
+    f.push("ip.csum", format!("{:04x}", ip.header_checksum));
+    f.push("ip.csum_ok", ip.header_checksum_ok);
+    f.push("ip.src", ip.src);
+    f.push("ip.dst", ip.dst);
+    let (opts, stamps) = split_timestamps(&ip.options);
+    f.push("ip.opts", hex(&opts));
+    if !stamps.is_empty() {
+        f.push("ip.opts.ts", hex(&stamps));
+    }
+    if let Some(icmp) = &ip.icmp {
+        f.push("icmp.type", icmp.icmp_type);
+        f.push("icmp.code", icmp.code);
+        f.push("icmp.csum_ok", icmp.checksum_ok);
+        f.push("icmp.rest", hex(&icmp.rest_of_header));
+        if ICMP_ERRORS.contains(&icmp.icmp_type) {
+            let q = &icmp.payload;
+            if q.len() >= 6 {
+                f.push("icmp.quote.id", format!("{:02x}{:02x}", q[4], q[5]));
+            }
+            f.push("icmp.quote.len", q.len());
+            f.push("icmp.quote", hex(q));
+        } else {
+            f.push("payload", hex(&icmp.payload));
+        }
+    } else {
+        if let Some(udp) = &ip.udp {
+            f.push("udp.csum_ok", udp.checksum_ok);
+        }
+        f.push("payload", hex(&ip.payload));
+    }
+    if ip.protocol == IPPROTO_ICMP && ip.icmp.is_none() {
+        f.push("icmp", "fragment");
+    }
+    f
+}
+
+/// The options with the clock values of Timestamp options (RFC 791, type 68) zeroed, and those
+/// values apart: a router's clock reading is the one part of an option two routers cannot share,
+/// while pointer, overflow, flags and recorded addresses must still match.
+fn split_timestamps(opts: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut out = opts.to_vec();
+    let mut stamps = Vec::new();
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => break,
+            1 => i += 1,
+            t => {
+                let Some(&len) = opts.get(i + 1) else { break };
+                let len = usize::from(len);
+                if len < 2 || i + len > opts.len() {
+                    break;
+                }
+                if t == 68 && len >= 4 {
+                    let ptr = usize::from(opts[i + 2]);
+                    let flag = opts[i + 3] & 0x0f;
+                    // Filled entries: from byte 5 (1-based) up to the pointer.
+                    let (entry, ts_at) = if flag == 0 { (4, 0) } else { (8, 4) };
+                    let mut e = 4;
+                    while e + entry <= len && e + entry < ptr {
+                        let at = i + e + ts_at;
+                        stamps.extend_from_slice(&opts[at..at + 4]);
+                        out[at..at + 4].fill(0);
+                        e += entry;
+                    }
+                }
+                i += len;
+            }
+        }
+    }
+    (out, stamps)
+}
+
+fn mac(m: [u8; 6]) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Lower-case hex, no separators.
+pub fn hex(b: &[u8]) -> String {
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
