@@ -36,11 +36,8 @@ pub fn if_addrs(state: &KernelState, ports: &[PortInfo]) -> (IfAddrs, Vec<Ipv4Ad
                     .collect()
             })
             .collect(),
-        local: state
-            .local_addrs()
-            .into_iter()
-            .map(Ipv4Addr::to_bits)
-            .collect(),
+        local: state.addrs().map(|a| a.local.to_bits()).collect(),
+        bcast: Vec::new(),
     };
     out.local.sort_unstable();
     out.local.dedup();
@@ -54,8 +51,16 @@ pub fn if_addrs(state: &KernelState, ports: &[PortInfo]) -> (IfAddrs, Vec<Ipv4Ad
         })
         .filter(|b| !b.is_broadcast())
         .collect();
+    // Linux's own list (`KernelState::local_addrs`: primary subnets' broadcasts) as well.
+    bcast.extend(
+        state
+            .local_addrs()
+            .into_iter()
+            .filter(|a| out.local.binary_search(&a.to_bits()).is_err()),
+    );
     bcast.sort_unstable();
     bcast.dedup();
+    out.bcast = bcast.iter().map(|b| b.to_bits()).collect();
     (out, bcast)
 }
 
@@ -244,8 +249,12 @@ impl TableBuilder {
         let routes_changed =
             change.intersects(Change::LINKS | Change::ADDRS | Change::ROUTES | Change::NEXTHOPS);
         if routes_changed {
-            let local: Vec<Ipv4Addr> = state.local_addrs().into_iter().collect();
             let (addrs, bcast) = if_addrs(state, &self.ports);
+            let local: Vec<Ipv4Addr> = addrs
+                .local
+                .iter()
+                .map(|a| Ipv4Addr::from_bits(*a))
+                .collect();
             self.addrs = Arc::new(addrs);
             self.routes = Arc::new(RouteTable::build_with_broadcasts(
                 route_inputs(state),

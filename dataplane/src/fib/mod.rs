@@ -223,6 +223,8 @@ pub struct IfAddrs {
     pub ports: Vec<Vec<PortAddr>>,
     /// Every local IPv4 address of the namespace, host order, sorted.
     pub local: Vec<u32>,
+    /// The directed broadcast addresses of the namespace's subnets, host order, sorted.
+    pub bcast: Vec<u32>,
 }
 
 impl IfAddrs {
@@ -248,11 +250,22 @@ impl IfAddrs {
     /// Whether `addr` (host order) is one of the router's own addresses.
     #[inline]
     pub fn is_local(&self, addr: u32) -> bool {
-        if self.local.len() <= 8 {
-            self.local.contains(&addr)
-        } else {
-            self.local.binary_search(&addr).is_ok()
-        }
+        contains(&self.local, addr)
+    }
+
+    /// Whether `addr` (host order) is a directed broadcast address of a local subnet.
+    #[inline]
+    pub fn is_bcast(&self, addr: u32) -> bool {
+        contains(&self.bcast, addr)
+    }
+}
+
+#[inline]
+fn contains(sorted: &[u32], addr: u32) -> bool {
+    if sorted.len() <= 8 {
+        sorted.contains(&addr)
+    } else {
+        sorted.binary_search(&addr).is_ok()
     }
 }
 

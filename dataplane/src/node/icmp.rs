@@ -307,6 +307,7 @@ pub fn may_send_error(ip: &[u8], fib: &Fib) -> bool {
         || ipv4::is_multicast(src)
         || ipv4::is_class_e(src)
         || fib.addrs.is_local(src)
+        || fib.addrs.is_bcast(src)
     {
         return false;
     }

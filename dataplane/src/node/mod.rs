@@ -222,10 +222,15 @@ fn martian(src: u32, dst: u32, mode: Martians) -> Option<DropReason> {
     if ipv4::is_lbcast(dst) {
         return Some(MartianDstLbcast);
     }
-    if ipv4::is_zeronet(src) {
+    // Linux (since 5.3) treats 0/8 other than 0.0.0.0 as unicast.
+    let zeronet = |a: u32| match mode {
+        Martians::Rfc1812 => ipv4::is_zeronet(a),
+        Martians::Linux => a == 0,
+    };
+    if zeronet(src) {
         return Some(MartianSrcZeronet);
     }
-    if ipv4::is_zeronet(dst) {
+    if zeronet(dst) {
         return Some(MartianDstZeronet);
     }
     if ipv4::is_loopback(dst) {
@@ -455,6 +460,10 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             out[i] = Outcome::Drop(DropReason::MartianSrcLocal);
             continue;
         }
+        if ctx.cfg.martians == Martians::Rfc1812 && fib.addrs.is_bcast(m.src) {
+            out[i] = Outcome::Drop(DropReason::MartianSrcBroadcast);
+            continue;
+        }
         let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst) {
             Verdict::Drop(reason) => {
                 out[i] = reject(
@@ -638,6 +647,7 @@ mod tests {
             addrs: Arc::new(IfAddrs {
                 ports: vec![vec![pa("10.0.1.1")], vec![pa("10.0.2.1")]],
                 local: vec![ip("10.0.1.1").to_bits(), ip("10.0.2.1").to_bits()],
+                bcast: vec![ip("10.0.1.255").to_bits(), ip("10.0.2.255").to_bits()],
             }),
         }
     }
@@ -921,6 +931,7 @@ mod tests {
             ([10, 0, 1, 2], [240, 0, 0, 1], MartianDstClassE),
             ([10, 0, 1, 2], [169, 254, 9, 9], MartianDstLinkLocal),
             ([10, 0, 1, 2], [10, 0, 2, 255], DirectedBroadcast),
+            ([10, 0, 1, 255], [10, 0, 2, 2], MartianSrcBroadcast),
         ];
         let frames = cases
             .iter()
