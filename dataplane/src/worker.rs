@@ -171,6 +171,7 @@ fn fragment(
     umem: &Umem,
     fib: &Fib,
     key: NextHopKey,
+    mtu: usize,
     frame: Frame,
     ingress: usize,
     free: &mut Vec<Frame>,
@@ -180,10 +181,6 @@ fn fragment(
     resolve: &Sender<NextHopKey>,
     local: &mut LocalStats,
 ) {
-    let mtu = fib
-        .ports
-        .get(usize::from(key.port))
-        .map_or(0, |p| p.mtu as usize);
     let data = umem.data(&frame);
     let ip = &data[L2_LEN..];
     let fr = Fragmenter::new(ip, mtu);
@@ -346,10 +343,11 @@ fn run(setup: WorkerSetup) {
                             );
                         }
                     }
-                    Outcome::Fragment(key) => fragment(
+                    Outcome::Fragment { key, mtu } => fragment(
                         &umem,
                         fib,
                         key,
+                        usize::from(mtu),
                         frame,
                         p,
                         &mut free,

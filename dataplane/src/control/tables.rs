@@ -137,6 +137,7 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
         len: r.dst_len,
         kind,
         nexthops: Vec::new(),
+        mtu: r.mtu.unwrap_or(0),
     };
     if kind == RouteType::Unicast {
         match state.resolve(r) {

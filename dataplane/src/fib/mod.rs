@@ -130,6 +130,8 @@ pub struct RouteInput {
     pub kind: RouteType,
     /// Next hops (unicast routes). Multipath routes use their first usable next hop.
     pub nexthops: Vec<RouteNextHop>,
+    /// The route's `mtu` metric (`RTAX_MTU`), 0 when it has none.
+    pub mtu: u32,
 }
 
 /// A neighbour (ARP) entry, as the kernel gives it.
@@ -154,6 +156,8 @@ pub struct NeighInput {
 pub struct RouteTable {
     lpm: Lpm,
     entries: Vec<FibEntry>,
+    /// The route's `mtu` metric per entry (`RTAX_MTU`), 0 = the device's.
+    mtus: Vec<u32>,
     nexthops: Vec<NextHopKey>,
 }
 
@@ -323,13 +327,14 @@ impl RouteTable {
         ports: &[PortInfo],
     ) -> Self {
         let mut t = RouteTable::default();
-        let mut entry_ids: std::collections::HashMap<FibEntry, u32> = Default::default();
+        let mut entry_ids: std::collections::HashMap<(FibEntry, u32), u32> = Default::default();
         let mut nh_ids: FastMap<u64, u32> = FastMap::default();
         let mut prefixes: Vec<(u32, u8, u32)> = Vec::new();
         let port_of = |ifindex: u32| ports.iter().position(|p| p.ifindex == ifindex);
-        let mut intern = |t: &mut RouteTable, e: FibEntry| -> u32 {
-            *entry_ids.entry(e).or_insert_with(|| {
+        let mut intern = |t: &mut RouteTable, e: FibEntry, mtu: u32| -> u32 {
+            *entry_ids.entry((e, mtu)).or_insert_with(|| {
                 t.entries.push(e);
+                t.mtus.push(mtu);
                 (t.entries.len() - 1) as u32
             })
         };
@@ -365,12 +370,12 @@ impl RouteTable {
                     },
                 },
             };
-            let id = intern(&mut t, entry);
+            let id = intern(&mut t, entry, r.mtu);
             prefixes.push((r.dst.to_bits(), r.len, id));
         }
-        let bcast_id = intern(&mut t, FibEntry::Broadcast);
+        let bcast_id = intern(&mut t, FibEntry::Broadcast, 0);
         prefixes.extend(broadcasts.into_iter().map(|a| (a.to_bits(), 32, bcast_id)));
-        let local_id = intern(&mut t, FibEntry::Local);
+        let local_id = intern(&mut t, FibEntry::Local, 0);
         prefixes.extend(local.into_iter().map(|a| (a.to_bits(), 32, local_id)));
         t.lpm = Lpm::build(prefixes);
         t
@@ -391,6 +396,16 @@ impl RouteTable {
     #[inline]
     pub fn entry(&self, id: u32) -> Option<FibEntry> {
         self.entries.get(id as usize).copied()
+    }
+
+    /// The forwarding MTU of entry `id` given the egress device's `dev_mtu`: the route's `mtu`
+    /// metric when it has one (Linux `ip_dst_mtu_maybe_forward`), never above the device's.
+    #[inline]
+    pub fn mtu(&self, id: u32, dev_mtu: u32) -> u32 {
+        match self.mtus.get(id as usize) {
+            Some(&m) if m != 0 => m.min(dev_mtu),
+            _ => dev_mtu,
+        }
     }
 
     /// The gateway next hops routes point at, index = `FibEntry::Gateway::nh`.

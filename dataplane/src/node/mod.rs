@@ -186,7 +186,12 @@ pub enum Outcome {
     },
     /// Forwardable (TTL decremented, options processed) but larger than the egress MTU with DF
     /// clear: the worker splits it into fragments ([`ip4_fragment`]) for next hop `key`.
-    Fragment(NextHopKey),
+    Fragment {
+        /// The next hop.
+        key: NextHopKey,
+        /// The forwarding MTU (the route's, else the device's).
+        mtu: u16,
+    },
     /// Not forwarded.
     Drop(DropReason),
 }
@@ -478,8 +483,8 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
                 );
                 continue;
             }
-            Verdict::Forward(adj) => (adj.mtu, Ok(adj)),
-            Verdict::Resolve { key, mtu } => (mtu, Err(key)),
+            Verdict::Forward(adj) => (fib.routes.mtu(entries[i], adj.mtu), Ok(adj)),
+            Verdict::Resolve { key, mtu } => (fib.routes.mtu(entries[i], mtu), Err(key)),
         };
         if ctx.cfg.rp_filter != RpFilter::Off
             && let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter)
@@ -519,7 +524,10 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
         }
         Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
         if !fits {
-            out[i] = Outcome::Fragment(key);
+            out[i] = Outcome::Fragment {
+                key,
+                mtu: mtu.min(0xffff) as u16,
+            };
             continue;
         }
         out[i] = match next {
@@ -601,6 +609,7 @@ mod tests {
                 gateway: gw.map(ip),
                 ifindex,
             }],
+            mtu: 0,
         };
         let routes = RouteTable::build_with_broadcasts(
             [
@@ -881,10 +890,13 @@ mod tests {
         check_icmp(&pkts[0], 3, 4, 1400, &orig);
         assert_eq!(
             out[1],
-            Outcome::Fragment(NextHopKey {
-                port: 1,
-                ip: 0x0a00_0202
-            })
+            Outcome::Fragment {
+                key: NextHopKey {
+                    port: 1,
+                    ip: 0x0a00_0202
+                },
+                mtu: 1400
+            }
         );
         assert_eq!(pkts[1][14 + 8], 63, "TTL decremented before fragmenting");
     }

@@ -94,13 +94,4 @@ pub const INTENTIONAL: &[(&str, Expect, &str)] = &[
 
 /// Cases where xfwd on this branch still differs from Linux, each with why. The suite asserts
 /// they DO still differ: fixing one fails the test until its entry is removed here.
-pub const KNOWN_GAPS: &[(&str, &str)] = &[
-    (
-        "mtu_df_route_mtu",
-        "the route's mtu metric (RTAX_MTU) is not applied: xfwd forwards 1128 bytes on a route with mtu 1000",
-    ),
-    (
-        "mtu_frag_route_mtu",
-        "the route's mtu metric (RTAX_MTU) is not applied: not fragmented to the route's MTU",
-    ),
-];
+pub const KNOWN_GAPS: &[(&str, &str)] = &[];
