@@ -232,6 +232,15 @@ pub struct IfAddrs {
 }
 
 impl IfAddrs {
+    /// Whether `addr` is local or a directed broadcast: one test for the forwarding fast path.
+    #[inline]
+    pub fn is_special(&self, addr: u32) -> bool {
+        // Both lists are short on a router; two scans beat a merged copy kept in sync.
+        contains(&self.local, addr) || contains(&self.bcast, addr)
+    }
+}
+
+impl IfAddrs {
     /// Linux `inet_select_addr(dev, dst, scope)`: the first primary address of `port` whose
     /// subnet holds `dst`, else the first primary address; `None` when the port has none.
     pub fn select(&self, port: PortId, dst: u32) -> Option<u32> {

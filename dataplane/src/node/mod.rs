@@ -264,6 +264,18 @@ fn martian(src: u32, dst: u32, mode: Martians) -> Option<DropReason> {
     None
 }
 
+/// A source that is one of the router's addresses (Linux `fib_validate_source`:
+/// `inet_lookup_ifaddr_rcu`) or, under RFC 1812, a directed broadcast address.
+#[cold]
+#[inline(never)]
+fn special_source(fib: &Fib, src: u32, mode: Martians) -> Option<DropReason> {
+    if fib.addrs.is_local(src) {
+        return Some(DropReason::MartianSrcLocal);
+    }
+    (mode == Martians::Rfc1812 && fib.addrs.is_bcast(src))
+        .then_some(DropReason::MartianSrcBroadcast)
+}
+
 /// Linux `__fib_validate_source` for a forwarded packet with `rp_filter` on: the route back to
 /// `src` must be unicast (else martian), and with `Strict` leave by `ingress`.
 #[cold]
@@ -461,12 +473,10 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             out[i] = Outcome::Drop(reason);
             continue;
         }
-        if fib.addrs.is_local(m.src) {
-            out[i] = Outcome::Drop(DropReason::MartianSrcLocal);
-            continue;
-        }
-        if ctx.cfg.martians == Martians::Rfc1812 && fib.addrs.is_bcast(m.src) {
-            out[i] = Outcome::Drop(DropReason::MartianSrcBroadcast);
+        if fib.addrs.is_special(m.src)
+            && let Some(reason) = special_source(fib, m.src, ctx.cfg.martians)
+        {
+            out[i] = Outcome::Drop(reason);
             continue;
         }
         let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst) {
