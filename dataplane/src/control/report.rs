@@ -256,6 +256,7 @@ mod tests {
         stats.drops.insert("ttl_expired".into(), 4);
         let e = ErrorsReport::from_stats(&stats);
         assert_eq!(e.errors.len(), DropReason::COUNT);
+        assert_eq!(e.events.len(), Event::COUNT);
         let text = e.render(false);
         assert!(text.contains("ttl_expired"), "{text}");
         assert!(!text.contains("no_route"), "{text}");
