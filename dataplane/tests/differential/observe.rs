@@ -35,19 +35,21 @@ impl Frame {
         if self.get("raw").is_some() {
             return format!("raw({})", g("len"));
         }
-        if let Some(t) = self.get("icmp.type") {
-            if ICMP_ERRORS.iter().any(|e| e.to_string() == t) {
-                let mut s = format!("icmp{t}/{} from {}", g("icmp.code"), g("ip.src"));
-                if t == "3" && g("icmp.code") == "4" {
-                    let rest = g("icmp.rest");
-                    let mtu = u16::from_str_radix(rest.get(4..8).unwrap_or("0"), 16).unwrap_or(0);
-                    let _ = write!(s, " mtu{mtu}");
-                }
-                if t == "12" {
-                    let _ = write!(s, " ptr{}", g("icmp.rest").get(0..2).unwrap_or("?"));
-                }
-                return s;
+        if let Some(t) = self.get("icmp.type")
+            && ICMP_ERRORS.iter().any(|e| e.to_string() == t)
+        {
+            let mut s = format!("icmp{t}/{} from {}", g("icmp.code"), g("ip.src"));
+            if t == "3" && g("icmp.code") == "4" {
+                let rest = g("icmp.rest");
+                let mtu = u16::from_str_radix(rest.get(4..8).unwrap_or("0"), 16).unwrap_or(0);
+                let _ = write!(s, " mtu{mtu}");
             }
+            if t == "12" {
+                let ptr =
+                    u8::from_str_radix(g("icmp.rest").get(0..2).unwrap_or("0"), 16).unwrap_or(0);
+                let _ = write!(s, " ptr{ptr}");
+            }
+            return s;
         }
         let mut s = format!("ttl{} len{}", g("ip.ttl"), g("ip.len"));
         if g("ip.mf") == "1" || g("ip.off") != "0" {
@@ -58,7 +60,7 @@ impl Frame {
                 if g("ip.mf") == "1" { "+MF" } else { "" }
             );
         }
-        if g("ip.opts") != "" {
+        if !g("ip.opts").is_empty() {
             s.push_str(" opts");
         }
         s
