@@ -521,8 +521,13 @@ fn check_tables() -> Result<()> {
             "ALLOWED names unknown case {c}"
         );
     }
-    for (c, _, _) in INTENTIONAL {
-        ensure!(names.contains(c), "INTENTIONAL names unknown case {c}");
+    for (c, e, _) in INTENTIONAL {
+        let case = CASES.iter().find(|k| k.name == *c);
+        ensure!(case.is_some(), "INTENTIONAL names unknown case {c}");
+        ensure!(
+            case.is_some_and(|k| k.expect != *e),
+            "INTENTIONAL {c}: xfwd's outcome is the same as Linux's, so not a difference"
+        );
     }
     for (c, _) in KNOWN_GAPS {
         ensure!(names.contains(c), "KNOWN_GAPS names unknown case {c}");
@@ -536,4 +541,52 @@ fn clip(s: &str) -> String {
     } else {
         s.to_owned()
     }
+}
+
+#[test]
+fn tables_are_consistent() -> Result<()> {
+    check_tables()
+}
+
+#[test]
+fn allowances_match_fields_by_side_and_name_only() {
+    assert!(allowance("ttl_1", "h1[0].ip.id").is_some());
+    assert!(allowance("ttl_1", "h1[3].ip.csum").is_some());
+    assert!(
+        allowance("ttl_1", "h2[0].ip.id").is_none(),
+        "forwarded IDs must match"
+    );
+    assert!(
+        allowance("ttl_1", "h1.frames").is_none(),
+        "counts never differ"
+    );
+    assert!(allowance("ttl_1", "h1[0].ip.csum_ok").is_none());
+    assert!(allowance("opt_timestamp", "h2[0].ip.opts.ts").is_some());
+    assert!(allowance("opt_record_route", "h2[0].ip.opts.ts").is_none());
+}
+
+#[test]
+fn a_changed_field_is_a_difference() {
+    let f = |ttl: &str| observe::Frame {
+        fields: vec![("ip.ttl", ttl.to_owned()), ("ip.id", "4401".to_owned())],
+    };
+    let obs = |h2: Vec<observe::Frame>| Observation {
+        h2,
+        ..Observation::default()
+    };
+    assert!(compare("x", &obs(vec![f("63")]), &obs(vec![f("63")])).is_empty());
+    let d = compare("x", &obs(vec![f("63")]), &obs(vec![f("64")]));
+    assert_eq!(d.len(), 1);
+    assert_eq!(
+        (d[0].key.as_str(), d[0].linux.as_str()),
+        ("h2[0].ip.ttl", "63")
+    );
+    assert!(d[0].allowed.is_none());
+    let d = compare("x", &obs(vec![f("63")]), &obs(vec![]));
+    assert!(
+        d.iter()
+            .any(|d| d.key == "h2.frames" && d.allowed.is_none())
+    );
+    assert!(expect_holds(Expect::Forward(1), &obs(vec![f("63")])));
+    assert!(!expect_holds(Expect::Silent, &obs(vec![f("63")])));
 }

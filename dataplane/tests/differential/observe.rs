@@ -313,3 +313,77 @@ pub fn hex(b: &[u8]) -> String {
             s
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use xfwd_testbed::Ipv4Frame;
+
+    use super::*;
+
+    #[test]
+    fn timestamp_values_are_split_from_the_rest_of_the_option() {
+        // Timestamps only, one entry filled (pointer 9), one free.
+        let (rest, ts) = split_timestamps(&[68, 12, 9, 0, 1, 2, 3, 4, 0, 0, 0, 0]);
+        assert_eq!(rest, [68, 12, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(ts, [1, 2, 3, 4]);
+        // Address + timestamp (flag 1), after a NOP: the address stays, the time goes.
+        let opts = [1, 68, 12, 13, 0x11, 10, 0, 2, 1, 9, 9, 9, 9, 0, 0, 0];
+        let (rest, ts) = split_timestamps(&opts);
+        assert_eq!(rest[..9], opts[..9]);
+        assert_eq!(rest[9..13], [0, 0, 0, 0]);
+        assert_eq!(ts, [9, 9, 9, 9]);
+        // Nothing filled yet, other options untouched, a bad length stops the walk.
+        assert!(
+            split_timestamps(&[68, 12, 5, 0, 7, 7, 7, 7, 0, 0, 0, 0])
+                .1
+                .is_empty()
+        );
+        assert!(split_timestamps(&[7, 7, 4, 0, 0, 0, 0, 0]).1.is_empty());
+        assert!(split_timestamps(&[68, 40, 9, 0]).1.is_empty());
+    }
+
+    #[test]
+    fn frames_become_named_fields_and_belong_to_their_case() {
+        let mut f = Ipv4Frame::new(
+            [2, 0, 0, 0, 1, 2],
+            [2, 0, 0, 0, 1, 1],
+            Ipv4Addr::new(10, 0, 1, 2),
+            Ipv4Addr::new(10, 0, 2, 2),
+        );
+        f.identification = 0x4401;
+        f.ttl = 9;
+        let bytes = f.udp(1, 2, b"abc").unwrap();
+        let n = normalise(&bytes);
+        assert_eq!(n.get("ip.ttl"), Some("9"));
+        assert_eq!(n.get("ip.id"), Some("4401"));
+        assert_eq!(n.get("ip.csum_ok"), Some("true"));
+        assert_eq!(n.get("eth.dst"), Some("02:00:00:00:01:01"));
+        assert!(matches!(classify(&bytes, 0x4401), Class::Keep(_)));
+        assert!(matches!(classify(&bytes, 0x4402), Class::Stray));
+        // An ICMP error quoting the packet belongs to the same case.
+        let mut err = Ipv4Frame::new(
+            [2, 0, 0, 0, 1, 1],
+            [2, 0, 0, 0, 1, 2],
+            Ipv4Addr::new(10, 0, 1, 1),
+            Ipv4Addr::new(10, 0, 1, 2),
+        );
+        err.identification = 0x9999;
+        let mut msg = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(&bytes[14..42]);
+        let icmp = err.raw(IPPROTO_ICMP, &msg).unwrap();
+        let n = normalise(&icmp);
+        assert_eq!(n.get("icmp.quote.id"), Some("4401"));
+        assert_eq!(n.summary(), "icmp11/0 from 10.0.1.1");
+        assert!(matches!(classify(&icmp, 0x4401), Class::Keep(_)));
+        // Unparseable IPv4 is kept raw; ARP is ignored.
+        let mut bad = bytes.clone();
+        bad[14] = 0x65;
+        assert!(normalise(&bad).get("raw").is_some());
+        assert!(matches!(classify(&bad, 0x1234), Class::Keep(_)));
+        let mut arp = bytes;
+        arp[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+        assert!(matches!(classify(&arp, 0x4401), Class::Ignore));
+    }
+}
