@@ -11,9 +11,35 @@ use xfwd_testbed::packet::{ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, parse};
 /// ICMP types that are errors (RFC 792, RFC 1812 §4.3.2): they quote the offending datagram.
 const ICMP_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
 
+/// What a captured frame is to its case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// A frame of the case itself (its IP ID): forwarded, fragmented, or passed back.
+    #[default]
+    Fwd,
+    /// An ICMP error the router originated about the case's packet (quotes the case's ID).
+    Err,
+    /// A frame that does not parse as IPv4, kept raw.
+    Raw,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Fwd, Kind::Err, Kind::Raw];
+
+    /// The name in flattened keys: `fwd`, `err`, `raw`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Fwd => "fwd",
+            Kind::Err => "err",
+            Kind::Raw => "raw",
+        }
+    }
+}
+
 /// One captured frame as named fields, in a fixed order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Frame {
+    pub kind: Kind,
     pub fields: Vec<(&'static str, String)>,
 }
 
@@ -106,14 +132,20 @@ impl Observation {
         s
     }
 
-    /// Flattened `side[i].field` → value, plus `side.frames` → count.
+    /// Flattened `side.kind[i].field` → value (e.g. `h1.err[0].icmp.code`), plus
+    /// `side.kind` → count, for side `h2`/`h1` and kind `fwd`/`err`/`raw` ([`Kind`]); frames
+    /// are numbered in arrival order within their side and kind.
     pub fn flatten(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (name, frames) in [("h2", &self.h2), ("h1", &self.h1)] {
-            out.push((format!("{name}.frames"), frames.len().to_string()));
-            for (i, f) in frames.iter().enumerate() {
-                for (k, v) in &f.fields {
-                    out.push((format!("{name}[{i}].{k}"), v.clone()));
+        for (side, frames) in [("h2", &self.h2), ("h1", &self.h1)] {
+            for kind in Kind::ALL {
+                let of_kind: Vec<&Frame> = frames.iter().filter(|f| f.kind == kind).collect();
+                let k = kind.name();
+                out.push((format!("{side}.{k}"), of_kind.len().to_string()));
+                for (i, f) in of_kind.iter().enumerate() {
+                    for (name, v) in &f.fields {
+                        out.push((format!("{side}.{k}[{i}].{name}"), v.clone()));
+                    }
                 }
             }
         }
@@ -187,13 +219,17 @@ fn classify(bytes: &[u8], id: u16) -> Class {
     if ethertype == Some(ETH_P_ARP) {
         return Class::Ignore;
     }
-    let f = normalise(bytes);
+    let mut f = normalise(bytes);
     if ethertype != Some(ETH_P_IP) || f.get("raw").is_some() {
+        f.kind = Kind::Raw;
         return Class::Keep(f);
     }
-    let own = f.get("ip.id") == Some(&format!("{id:04x}"));
-    let quoting = f.get("icmp.quote.id") == Some(&format!("{id:04x}"));
-    if own || quoting {
+    let id = format!("{id:04x}");
+    if f.get("ip.id") == Some(&id) {
+        f.kind = Kind::Fwd;
+        Class::Keep(f)
+    } else if f.get("icmp.quote.id") == Some(&id) {
+        f.kind = Kind::Err;
         Class::Keep(f)
     } else {
         Class::Stray
@@ -360,7 +396,13 @@ mod tests {
         assert_eq!(n.get("ip.id"), Some("4401"));
         assert_eq!(n.get("ip.csum_ok"), Some("true"));
         assert_eq!(n.get("eth.dst"), Some("02:00:00:00:01:01"));
-        assert!(matches!(classify(&bytes, 0x4401), Class::Keep(_)));
+        assert!(matches!(
+            classify(&bytes, 0x4401),
+            Class::Keep(Frame {
+                kind: Kind::Fwd,
+                ..
+            })
+        ));
         assert!(matches!(classify(&bytes, 0x4402), Class::Stray));
         // An ICMP error quoting the packet belongs to the same case.
         let mut err = Ipv4Frame::new(
@@ -376,12 +418,24 @@ mod tests {
         let n = normalise(&icmp);
         assert_eq!(n.get("icmp.quote.id"), Some("4401"));
         assert_eq!(n.summary(), "icmp11/0 from 10.0.1.1");
-        assert!(matches!(classify(&icmp, 0x4401), Class::Keep(_)));
+        assert!(matches!(
+            classify(&icmp, 0x4401),
+            Class::Keep(Frame {
+                kind: Kind::Err,
+                ..
+            })
+        ));
         // Unparseable IPv4 is kept raw; ARP is ignored.
         let mut bad = bytes.clone();
         bad[14] = 0x65;
         assert!(normalise(&bad).get("raw").is_some());
-        assert!(matches!(classify(&bad, 0x1234), Class::Keep(_)));
+        assert!(matches!(
+            classify(&bad, 0x1234),
+            Class::Keep(Frame {
+                kind: Kind::Raw,
+                ..
+            })
+        ));
         let mut arp = bytes;
         arp[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
         assert!(matches!(classify(&arp, 0x4401), Class::Ignore));
