@@ -47,6 +47,8 @@ struct Bed {
     h1: RawSocket,
     h2: RawSocket,
     xfwd: Option<Xfwd>,
+    /// `xfwd run --help`, to tell which flags this xfwd knows.
+    help: String,
     /// The namespaces; deleted on drop, after the sockets and xfwd.
     topo: Topology,
 }
@@ -92,15 +94,30 @@ impl Bed {
             .router_forwarding(router == Router::Linux)
             .build()?;
         configure(&topo)?;
+        let help = match router {
+            Router::Linux => String::new(),
+            Router::Xfwd => {
+                let out = std::process::Command::new(xfwd_bin())
+                    .args(["run", "--help"])
+                    .output()?;
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+        };
         let xfwd = match router {
             Router::Linux => None,
-            Router::Xfwd => Some(start_xfwd(&topo)?),
+            Router::Xfwd => Some(start_xfwd(&topo, &xfwd_args(&[], &help).0)?),
         };
         let h1 = RawSocket::open(topo.h1(), End::H1.ifname())?;
         let h2 = RawSocket::open(topo.h2(), End::H2.ifname())?;
         h1.drain()?;
         h2.drain()?;
-        Ok(Bed { h1, h2, xfwd, topo })
+        Ok(Bed {
+            h1,
+            h2,
+            xfwd,
+            help,
+            topo,
+        })
     }
 }
 
@@ -136,6 +153,8 @@ fn configure(t: &Topology) -> Result<()> {
     r.ip(&["route", "add", "unreachable", "203.0.113.64/26"])?;
     r.ip(&["route", "add", "prohibit", "203.0.113.128/26"])?;
     r.ip(&["route", "add", "198.51.100.0/24", "via", "10.0.2.99"])?;
+    r.ip(&["route", "add", "198.51.100.128/25", "via", "10.0.2.3"])?;
+    t.h2().ip(&["addr", "add", "10.0.2.3/24", "dev", "eth0"])?;
     for (addr, end, dev) in [(&h1, End::H1, "p0"), (&h2, End::H2, "p1")] {
         r.ip(&[
             "neigh",
@@ -214,9 +233,24 @@ fn xfwd_bin() -> String {
 struct Xfwd {
     daemon: Daemon,
     control: String,
+    /// The flags it runs with beyond the fixed ones.
+    args: Vec<String>,
 }
 
 impl Xfwd {
+    /// Stops it with SIGTERM and checks that it exits 0.
+    fn stop(&mut self) -> Result<()> {
+        self.daemon.signal(Signal::Term)?;
+        let status = self.daemon.wait_exit(Duration::from_secs(10))?;
+        ensure!(
+            status.success(),
+            "xfwd {:?} exited with {status}:\n{}",
+            self.args,
+            self.daemon.log()
+        );
+        Ok(())
+    }
+
     /// Drop counters by reason (`xfwd show stats --json`, `drops`), zero ones left out.
     fn drops(&self) -> Result<BTreeMap<String, u64>> {
         let out = std::process::Command::new(xfwd_bin())
@@ -239,12 +273,12 @@ impl Xfwd {
     }
 }
 
-fn start_xfwd(t: &Topology) -> Result<Xfwd> {
+fn start_xfwd(t: &Topology, args: &[String]) -> Result<Xfwd> {
     let control = std::env::temp_dir().join(format!("{}.sock", t.router().name()));
     let control = control.to_string_lossy().into_owned();
     let cpu = common::worker_cpu().to_string();
     let bin = xfwd_bin();
-    let argv = [
+    let mut argv = vec![
         bin.as_str(),
         "run",
         "--iface",
@@ -258,13 +292,46 @@ fn start_xfwd(t: &Topology) -> Result<Xfwd> {
         "--resolve-timeout-ms",
         "1000",
     ];
+    argv.extend(args.iter().map(String::as_str));
     let xfwd = Daemon::spawn(t.router(), &argv)?;
     xfwd.wait_for_line("ready", Duration::from_secs(20))
         .context("xfwd did not become ready")?;
     Ok(Xfwd {
         daemon: xfwd,
         control,
+        args: args.to_vec(),
     })
+}
+
+/// xfwd's equivalent of the router sysctls `configure` sets for Linux: no ICMP rate limiting.
+const XFWD_BASE_ARGS: &[(&str, &str)] = &[("--icmp-ratemask", "0")];
+
+/// The flags xfwd runs a case with: `XFWD_BASE_ARGS` overridden by the case's, minus those
+/// `help` (`xfwd run --help`) does not list, which are returned apart.
+fn xfwd_args<'a>(case: &[(&'a str, &'a str)], help: &str) -> (Vec<String>, Vec<&'a str>) {
+    let mut merged: Vec<(&'a str, &'a str)> = XFWD_BASE_ARGS
+        .iter()
+        .filter(|(f, _)| !case.iter().any(|(g, _)| g == f))
+        .copied()
+        .collect();
+    merged.extend_from_slice(case);
+    let known = |flag: &str| {
+        help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .any(|w| w == flag)
+    };
+    let mut args = Vec::new();
+    let mut unknown = Vec::new();
+    for (flag, value) in merged {
+        if known(flag) {
+            args.push(flag.to_owned());
+            if !value.is_empty() {
+                args.push(value.to_owned());
+            }
+        } else if case.iter().any(|(g, _)| *g == flag) {
+            unknown.push(flag);
+        }
+    }
+    (args, unknown)
 }
 
 /// Runs the selected cases through one router.
@@ -273,6 +340,7 @@ fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> 
     bed.warm_up()
         .with_context(|| format!("{router:?} router does not forward"))?;
     let mut out = Vec::new();
+    let mut skipped: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     let mut drops = match &bed.xfwd {
         Some(x) => x.drops()?,
         None => BTreeMap::new(),
@@ -284,6 +352,23 @@ fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> 
             src: cases::case_src(i),
         })
         .with_context(|| format!("building {}", case.name))?;
+        if bed.xfwd.is_some() {
+            let (args, unknown) = xfwd_args(case.xfwd_args, &bed.help);
+            for flag in unknown {
+                skipped.entry(flag).or_default().push(case.name);
+            }
+            if bed.xfwd.as_ref().is_some_and(|x| x.args != args) {
+                if let Some(x) = &mut bed.xfwd {
+                    x.stop()?;
+                }
+                bed.xfwd = Some(start_xfwd(&bed.topo, &args)?);
+                bed.warm_up()
+                    .with_context(|| format!("xfwd {args:?} does not forward"))?;
+                if let Some(x) = &bed.xfwd {
+                    drops = x.drops()?;
+                }
+            }
+        }
         let restore = set_sysctls(bed.router(), case.router_sysctls)?;
         bed.h1.drain()?;
         bed.h2.drain()?;
@@ -315,12 +400,12 @@ fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> 
     }
     if let Some(x) = &mut bed.xfwd {
         // xfwd survived every case and stops cleanly.
-        x.daemon.signal(Signal::Term)?;
-        let status = x.daemon.wait_exit(Duration::from_secs(10))?;
-        ensure!(
-            status.success(),
-            "xfwd exited with {status} after the cases:\n{}",
-            x.daemon.log()
+        x.stop()?;
+    }
+    for (flag, cases) in &skipped {
+        println!(
+            "note: this xfwd has no {flag}; ran without it: {}",
+            cases.join(", ")
         );
     }
     Ok(out)
@@ -417,11 +502,14 @@ fn linux_and_xfwd_agree() -> Result<()> {
     check_tables()?;
     let filter = std::env::var("DIFF_CASE").unwrap_or_default();
     let verbose = std::env::var("DIFF_VERBOSE").is_ok_and(|v| v == "1");
-    let selected: Vec<(usize, &Case)> = CASES
+    let mut selected: Vec<(usize, &Case)> = CASES
         .iter()
         .enumerate()
         .filter(|(_, c)| c.name.contains(filter.as_str()))
         .collect();
+    // Cases needing the same xfwd flags run together (default ones first), so that xfwd is
+    // restarted once per set of flags; both routers run the cases in this same order.
+    selected.sort_by_key(|(_, c)| (!c.xfwd_args.is_empty(), c.xfwd_args));
     ensure!(!selected.is_empty(), "no case matches DIFF_CASE={filter:?}");
 
     // The two routers run at the same time, each in its own namespaces: nothing is shared but

@@ -202,6 +202,14 @@ pub const KNOWN_GAPS: &[(&str, &str)] = &[
         "xfwd on this branch sends no ICMP errors (drops and counts instead) (so none to rate-limit)",
     ),
     (
+        "rp_filter_strict",
+        "no reverse-path filtering on this branch (xfwd has no --rp-filter)",
+    ),
+    (
+        "rp_filter_loose_no_route",
+        "no reverse-path filtering on this branch (xfwd has no --rp-filter)",
+    ),
+    (
         "unresolved_next_hop",
         "xfwd on this branch sends no ICMP errors (drops and counts instead): no Host Unreachable when ARP fails",
     ),
