@@ -566,7 +566,8 @@ fn linux_and_xfwd_agree() -> Result<()> {
         };
         if !expect_holds(case.expect, l) {
             failures.push(format!(
-                "{}: Linux did not do what the case table says ({:?}): {}",
+                "{}: Linux did not do what the case table says ({:?}; measured on 6.18, a \
+                 different kernel may differ): {}",
                 case.name,
                 case.expect,
                 l.summary()
@@ -610,6 +611,8 @@ fn linux_and_xfwd_agree() -> Result<()> {
             }
         }
     }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("\nLinux {} vs xfwd {}", kernel.trim(), xfwd_bin());
     println!(
         "\n{:<28} | {:<44} | {:<44} | verdict\n{}",
         "case",
