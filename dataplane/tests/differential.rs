@@ -303,6 +303,14 @@ fn start_xfwd(t: &Topology, args: &[String]) -> Result<Xfwd> {
     })
 }
 
+impl Drop for Xfwd {
+    /// xfwd removes its control socket when it exits cleanly; not when killed (a failed test
+    /// drops a running daemon, which SIGKILLs it), so remove it here either way.
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.control);
+    }
+}
+
 /// xfwd's equivalent of the router sysctls `configure` sets for Linux: no ICMP rate limiting.
 const XFWD_BASE_ARGS: &[(&str, &str)] = &[("--icmp-ratemask", "0")];
 
@@ -358,8 +366,9 @@ fn run(router: Router, selected: &[(usize, &Case)]) -> Result<Vec<Observation>> 
                 skipped.entry(flag).or_default().push(case.name);
             }
             if bed.xfwd.as_ref().is_some_and(|x| x.args != args) {
-                if let Some(x) = &mut bed.xfwd {
-                    x.stop()?;
+                // The old one goes (and its control socket with it) before the new one binds.
+                if let Some(mut old) = bed.xfwd.take() {
+                    old.stop()?;
                 }
                 bed.xfwd = Some(start_xfwd(&bed.topo, &args)?);
                 bed.warm_up()
