@@ -37,6 +37,12 @@ pub const PROHIBIT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 130);
 pub const NO_ROUTE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// `198.51.100.0/24 via 10.0.2.99`, a next hop that never answers ARP.
 pub const UNRESOLVED: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 5);
+/// `198.51.100.128/25 via 10.0.2.3`, a next hop h2 answers ARP for (10.0.2.3 is h2's second
+/// address) but that nobody resolved before the case.
+pub const RESOLVES_LATE: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 130);
+/// A source address behind h2: the route back to it leaves through p1, not p0.
+pub const SRC_BEHIND_H2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 9);
+
 /// p1's device MTU (smaller than the 1500 of every other end).
 pub const P1_MTU: u16 = 1280;
 
@@ -103,6 +109,10 @@ pub struct Case {
     /// Router sysctls set for this case only (restored after it), e.g. to turn ICMP rate
     /// limiting back on.
     pub router_sysctls: &'static [(&'static str, &'static str)],
+    /// The same setting for xfwd: `xfwd run` flags (`(flag, value)`, value `""` for a switch)
+    /// on top of `XFWD_BASE_ARGS`. Cases with the same flags run together on one xfwd; a flag
+    /// this xfwd does not know is left out (and reported), so the case shows up as a gap.
+    pub xfwd_args: &'static [(&'static str, &'static str)],
 }
 
 const fn case(
@@ -118,6 +128,7 @@ const fn case(
         listen: Listen::DEFAULT,
         build,
         router_sysctls: &[],
+        xfwd_args: &[],
     }
 }
 
@@ -210,6 +221,7 @@ pub const CASES: &[Case] = &[
             ("net.ipv4.icmp_ratemask", "6168"),
             ("net.ipv4.icmp_ratelimit", "1000"),
         ],
+        xfwd_args: &[("--icmp-ratemask", "0x1818"), ("--icmp-ratelimit", "1000")],
     },
     // ---- Route types.
     case(
@@ -796,6 +808,72 @@ pub const CASES: &[Case] = &[
         Expect::Icmp(3, 3),
         |c| to(c, P1),
     ),
+    // ---- Reverse-path filtering (fib_validate_source): off by default, as in a fresh netns.
+    case(
+        "rp_filter_off_asymmetric",
+        "rp_filter off (default): a source routed via another interface is forwarded",
+        Expect::Forward(1),
+        |c| from(c, SRC_BEHIND_H2),
+    ),
+    Case {
+        name: "rp_filter_strict",
+        rule: "rp_filter=1 (strict): the route back to the source must leave where it came in",
+        expect: Expect::Silent,
+        listen: Listen::DEFAULT,
+        build: |c| from(c, SRC_BEHIND_H2),
+        router_sysctls: &[("net.ipv4.conf.all.rp_filter", "1")],
+        xfwd_args: &[("--rp-filter", "strict")],
+    },
+    Case {
+        name: "rp_filter_strict_ok",
+        rule: "rp_filter=1 (strict): a source routed back via the ingress passes",
+        expect: Expect::Forward(1),
+        listen: Listen::DEFAULT,
+        build: |c| to(c, H2),
+        router_sysctls: &[("net.ipv4.conf.all.rp_filter", "1")],
+        xfwd_args: &[("--rp-filter", "strict")],
+    },
+    Case {
+        name: "rp_filter_loose_ok",
+        rule: "rp_filter=2 (loose): any route back to the source will do",
+        expect: Expect::Forward(1),
+        listen: Listen::DEFAULT,
+        build: |c| from(c, SRC_BEHIND_H2),
+        router_sysctls: &[("net.ipv4.conf.all.rp_filter", "2")],
+        xfwd_args: &[("--rp-filter", "loose")],
+    },
+    Case {
+        name: "rp_filter_loose_no_route",
+        rule: "rp_filter=2 (loose): a source with no route back is dropped",
+        expect: Expect::Silent,
+        listen: Listen::DEFAULT,
+        build: |c| from(c, Ipv4Addr::new(192, 0, 2, 77)),
+        router_sysctls: &[("net.ipv4.conf.all.rp_filter", "2")],
+        xfwd_args: &[("--rp-filter", "loose")],
+    },
+    case(
+        "src_loopback_ttl_1",
+        "no ICMP to an invalid source (RFC 1812 4.3.2.7): martian source with TTL 1",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(H2);
+            f.src = Ipv4Addr::new(127, 0, 0, 1);
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+    ),
+    Case {
+        name: "unresolved_then_resolves",
+        rule: "a next hop resolved on demand: the packet waits for ARP, then leaves",
+        expect: Expect::Forward(1),
+        listen: Listen {
+            min: std::time::Duration::from_millis(300),
+            ..Listen::DEFAULT
+        },
+        build: |c| to(c, RESOLVES_LATE),
+        router_sysctls: &[],
+        xfwd_args: &[],
+    },
     // ---- Unresolved next hop (runs last: it waits for ARP to fail).
     Case {
         name: "unresolved_next_hop",
@@ -808,5 +886,6 @@ pub const CASES: &[Case] = &[
         },
         build: |c| to(c, UNRESOLVED),
         router_sysctls: &[],
+        xfwd_args: &[],
     },
 ];

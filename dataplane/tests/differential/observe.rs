@@ -11,9 +11,35 @@ use xfwd_testbed::packet::{ETH_P_ARP, ETH_P_IP, IPPROTO_ICMP, parse};
 /// ICMP types that are errors (RFC 792, RFC 1812 §4.3.2): they quote the offending datagram.
 const ICMP_ERRORS: [u8; 5] = [3, 4, 5, 11, 12];
 
+/// What a captured frame is to its case.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// A frame of the case itself (its IP ID): forwarded, fragmented, or passed back.
+    #[default]
+    Fwd,
+    /// An ICMP error the router originated about the case's packet (quotes the case's ID).
+    Err,
+    /// A frame that does not parse as IPv4, kept raw.
+    Raw,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Fwd, Kind::Err, Kind::Raw];
+
+    /// The name in flattened keys: `fwd`, `err`, `raw`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Fwd => "fwd",
+            Kind::Err => "err",
+            Kind::Raw => "raw",
+        }
+    }
+}
+
 /// One captured frame as named fields, in a fixed order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Frame {
+    pub kind: Kind,
     pub fields: Vec<(&'static str, String)>,
 }
 
@@ -35,19 +61,21 @@ impl Frame {
         if self.get("raw").is_some() {
             return format!("raw({})", g("len"));
         }
-        if let Some(t) = self.get("icmp.type") {
-            if ICMP_ERRORS.iter().any(|e| e.to_string() == t) {
-                let mut s = format!("icmp{t}/{} from {}", g("icmp.code"), g("ip.src"));
-                if t == "3" && g("icmp.code") == "4" {
-                    let rest = g("icmp.rest");
-                    let mtu = u16::from_str_radix(rest.get(4..8).unwrap_or("0"), 16).unwrap_or(0);
-                    let _ = write!(s, " mtu{mtu}");
-                }
-                if t == "12" {
-                    let _ = write!(s, " ptr{}", g("icmp.rest").get(0..2).unwrap_or("?"));
-                }
-                return s;
+        if let Some(t) = self.get("icmp.type")
+            && ICMP_ERRORS.iter().any(|e| e.to_string() == t)
+        {
+            let mut s = format!("icmp{t}/{} from {}", g("icmp.code"), g("ip.src"));
+            if t == "3" && g("icmp.code") == "4" {
+                let rest = g("icmp.rest");
+                let mtu = u16::from_str_radix(rest.get(4..8).unwrap_or("0"), 16).unwrap_or(0);
+                let _ = write!(s, " mtu{mtu}");
             }
+            if t == "12" {
+                let ptr =
+                    u8::from_str_radix(g("icmp.rest").get(0..2).unwrap_or("0"), 16).unwrap_or(0);
+                let _ = write!(s, " ptr{ptr}");
+            }
+            return s;
         }
         let mut s = format!("ttl{} len{}", g("ip.ttl"), g("ip.len"));
         if g("ip.mf") == "1" || g("ip.off") != "0" {
@@ -58,7 +86,7 @@ impl Frame {
                 if g("ip.mf") == "1" { "+MF" } else { "" }
             );
         }
-        if g("ip.opts") != "" {
+        if !g("ip.opts").is_empty() {
             s.push_str(" opts");
         }
         s
@@ -104,14 +132,20 @@ impl Observation {
         s
     }
 
-    /// Flattened `side[i].field` → value, plus `side.frames` → count.
+    /// Flattened `side.kind[i].field` → value (e.g. `h1.err[0].icmp.code`), plus
+    /// `side.kind` → count, for side `h2`/`h1` and kind `fwd`/`err`/`raw` ([`Kind`]); frames
+    /// are numbered in arrival order within their side and kind.
     pub fn flatten(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for (name, frames) in [("h2", &self.h2), ("h1", &self.h1)] {
-            out.push((format!("{name}.frames"), frames.len().to_string()));
-            for (i, f) in frames.iter().enumerate() {
-                for (k, v) in &f.fields {
-                    out.push((format!("{name}[{i}].{k}"), v.clone()));
+        for (side, frames) in [("h2", &self.h2), ("h1", &self.h1)] {
+            for kind in Kind::ALL {
+                let of_kind: Vec<&Frame> = frames.iter().filter(|f| f.kind == kind).collect();
+                let k = kind.name();
+                out.push((format!("{side}.{k}"), of_kind.len().to_string()));
+                for (i, f) in of_kind.iter().enumerate() {
+                    for (name, v) in &f.fields {
+                        out.push((format!("{side}.{k}[{i}].{name}"), v.clone()));
+                    }
                 }
             }
         }
@@ -185,13 +219,17 @@ fn classify(bytes: &[u8], id: u16) -> Class {
     if ethertype == Some(ETH_P_ARP) {
         return Class::Ignore;
     }
-    let f = normalise(bytes);
+    let mut f = normalise(bytes);
     if ethertype != Some(ETH_P_IP) || f.get("raw").is_some() {
+        f.kind = Kind::Raw;
         return Class::Keep(f);
     }
-    let own = f.get("ip.id") == Some(&format!("{id:04x}"));
-    let quoting = f.get("icmp.quote.id") == Some(&format!("{id:04x}"));
-    if own || quoting {
+    let id = format!("{id:04x}");
+    if f.get("ip.id") == Some(&id) {
+        f.kind = Kind::Fwd;
+        Class::Keep(f)
+    } else if f.get("icmp.quote.id") == Some(&id) {
+        f.kind = Kind::Err;
         Class::Keep(f)
     } else {
         Class::Stray
@@ -310,4 +348,96 @@ pub fn hex(b: &[u8]) -> String {
             let _ = write!(s, "{x:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use xfwd_testbed::Ipv4Frame;
+
+    use super::*;
+
+    #[test]
+    fn timestamp_values_are_split_from_the_rest_of_the_option() {
+        // Timestamps only, one entry filled (pointer 9), one free.
+        let (rest, ts) = split_timestamps(&[68, 12, 9, 0, 1, 2, 3, 4, 0, 0, 0, 0]);
+        assert_eq!(rest, [68, 12, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(ts, [1, 2, 3, 4]);
+        // Address + timestamp (flag 1), after a NOP: the address stays, the time goes.
+        let opts = [1, 68, 12, 13, 0x11, 10, 0, 2, 1, 9, 9, 9, 9, 0, 0, 0];
+        let (rest, ts) = split_timestamps(&opts);
+        assert_eq!(rest[..9], opts[..9]);
+        assert_eq!(rest[9..13], [0, 0, 0, 0]);
+        assert_eq!(ts, [9, 9, 9, 9]);
+        // Nothing filled yet, other options untouched, a bad length stops the walk.
+        assert!(
+            split_timestamps(&[68, 12, 5, 0, 7, 7, 7, 7, 0, 0, 0, 0])
+                .1
+                .is_empty()
+        );
+        assert!(split_timestamps(&[7, 7, 4, 0, 0, 0, 0, 0]).1.is_empty());
+        assert!(split_timestamps(&[68, 40, 9, 0]).1.is_empty());
+    }
+
+    #[test]
+    fn frames_become_named_fields_and_belong_to_their_case() {
+        let mut f = Ipv4Frame::new(
+            [2, 0, 0, 0, 1, 2],
+            [2, 0, 0, 0, 1, 1],
+            Ipv4Addr::new(10, 0, 1, 2),
+            Ipv4Addr::new(10, 0, 2, 2),
+        );
+        f.identification = 0x4401;
+        f.ttl = 9;
+        let bytes = f.udp(1, 2, b"abc").unwrap();
+        let n = normalise(&bytes);
+        assert_eq!(n.get("ip.ttl"), Some("9"));
+        assert_eq!(n.get("ip.id"), Some("4401"));
+        assert_eq!(n.get("ip.csum_ok"), Some("true"));
+        assert_eq!(n.get("eth.dst"), Some("02:00:00:00:01:01"));
+        assert!(matches!(
+            classify(&bytes, 0x4401),
+            Class::Keep(Frame {
+                kind: Kind::Fwd,
+                ..
+            })
+        ));
+        assert!(matches!(classify(&bytes, 0x4402), Class::Stray));
+        // An ICMP error quoting the packet belongs to the same case.
+        let mut err = Ipv4Frame::new(
+            [2, 0, 0, 0, 1, 1],
+            [2, 0, 0, 0, 1, 2],
+            Ipv4Addr::new(10, 0, 1, 1),
+            Ipv4Addr::new(10, 0, 1, 2),
+        );
+        err.identification = 0x9999;
+        let mut msg = vec![11, 0, 0, 0, 0, 0, 0, 0];
+        msg.extend_from_slice(&bytes[14..42]);
+        let icmp = err.raw(IPPROTO_ICMP, &msg).unwrap();
+        let n = normalise(&icmp);
+        assert_eq!(n.get("icmp.quote.id"), Some("4401"));
+        assert_eq!(n.summary(), "icmp11/0 from 10.0.1.1");
+        assert!(matches!(
+            classify(&icmp, 0x4401),
+            Class::Keep(Frame {
+                kind: Kind::Err,
+                ..
+            })
+        ));
+        // Unparseable IPv4 is kept raw; ARP is ignored.
+        let mut bad = bytes.clone();
+        bad[14] = 0x65;
+        assert!(normalise(&bad).get("raw").is_some());
+        assert!(matches!(
+            classify(&bad, 0x1234),
+            Class::Keep(Frame {
+                kind: Kind::Raw,
+                ..
+            })
+        ));
+        let mut arp = bytes;
+        arp[12..14].copy_from_slice(&ETH_P_ARP.to_be_bytes());
+        assert!(matches!(classify(&arp, 0x4401), Class::Ignore));
+    }
 }
