@@ -22,25 +22,22 @@ const IFA_F_SECONDARY: u32 = 0x01;
 /// connected subnets (`IFA_BROADCAST`, else the all-ones host part for prefixes up to /30: what
 /// the kernel installs as `RTN_BROADCAST` in its local table).
 pub fn if_addrs(state: &KernelState, ports: &[PortInfo]) -> (IfAddrs, Vec<Ipv4Addr>) {
-    let mut out = IfAddrs {
-        ports: ports
-            .iter()
-            .map(|p| {
-                state
-                    .addrs_of(p.ifindex)
-                    .map(|a| PortAddr {
-                        addr: a.local.to_bits(),
-                        prefix_len: a.prefix_len,
-                        secondary: a.flags & IFA_F_SECONDARY != 0,
-                    })
-                    .collect()
-            })
-            .collect(),
-        local: state.addrs().map(|a| a.local.to_bits()).collect(),
-        bcast: Vec::new(),
-    };
-    out.local.sort_unstable();
-    out.local.dedup();
+    let per_port = ports
+        .iter()
+        .map(|p| {
+            state
+                .addrs_of(p.ifindex)
+                .map(|a| PortAddr {
+                    addr: a.local.to_bits(),
+                    prefix_len: a.prefix_len,
+                    secondary: a.flags & IFA_F_SECONDARY != 0,
+                })
+                .collect()
+        })
+        .collect();
+    let mut local: Vec<u32> = state.addrs().map(|a| a.local.to_bits()).collect();
+    local.sort_unstable();
+    local.dedup();
     let mut bcast: Vec<Ipv4Addr> = state
         .addrs()
         .filter_map(|a| {
@@ -56,12 +53,12 @@ pub fn if_addrs(state: &KernelState, ports: &[PortInfo]) -> (IfAddrs, Vec<Ipv4Ad
         state
             .local_addrs()
             .into_iter()
-            .filter(|a| out.local.binary_search(&a.to_bits()).is_err()),
+            .filter(|a| local.binary_search(&a.to_bits()).is_err()),
     );
     bcast.sort_unstable();
     bcast.dedup();
-    out.bcast = bcast.iter().map(|b| b.to_bits()).collect();
-    (out, bcast)
+    let bits = bcast.iter().map(|b| b.to_bits()).collect();
+    (IfAddrs::new(per_port, local, bits), bcast)
 }
 
 /// The kernel's main routing table (`RT_TABLE_MAIN`).

@@ -158,6 +158,8 @@ pub struct RouteTable {
     entries: Vec<FibEntry>,
     /// The route's `mtu` metric per entry (`RTAX_MTU`), 0 = the device's.
     mtus: Vec<u32>,
+    /// Some entry has an `mtu` metric.
+    any_mtu: bool,
     nexthops: Vec<NextHopKey>,
 }
 
@@ -229,14 +231,42 @@ pub struct IfAddrs {
     pub local: Vec<u32>,
     /// The directed broadcast addresses of the namespace's subnets, host order, sorted.
     pub bcast: Vec<u32>,
+    /// One bit per [`filter_bit`] of every local and broadcast address: a one-instruction
+    /// "certainly not special" test for the forwarding fast path.
+    filter: u64,
+}
+
+/// The bit of an address in [`IfAddrs`]' filter.
+#[inline(always)]
+const fn filter_bit(addr: u32) -> u64 {
+    1 << (addr.wrapping_mul(0x9e37_79b1) >> 26)
 }
 
 impl IfAddrs {
-    /// Whether `addr` is local or a directed broadcast: one test for the forwarding fast path.
-    #[inline]
-    pub fn is_special(&self, addr: u32) -> bool {
-        // Both lists are short on a router; two scans beat a merged copy kept in sync.
-        contains(&self.local, addr) || contains(&self.bcast, addr)
+    /// The addresses of each port, every local address and every directed broadcast address
+    /// (host order; the lists are sorted here).
+    pub fn new(ports: Vec<Vec<PortAddr>>, mut local: Vec<u32>, mut bcast: Vec<u32>) -> Self {
+        local.sort_unstable();
+        local.dedup();
+        bcast.sort_unstable();
+        bcast.dedup();
+        let filter = local
+            .iter()
+            .chain(bcast.iter())
+            .fold(0, |f, a| f | filter_bit(*a));
+        IfAddrs {
+            ports,
+            local,
+            bcast,
+            filter,
+        }
+    }
+
+    /// Whether `addr` may be local or a directed broadcast (no false negatives): the fast-path
+    /// test; [`Self::is_local`] and [`Self::is_bcast`] say which.
+    #[inline(always)]
+    pub fn maybe_special(&self, addr: u32) -> bool {
+        self.filter & filter_bit(addr) != 0
     }
 }
 
@@ -344,6 +374,7 @@ impl RouteTable {
             *entry_ids.entry((e, mtu)).or_insert_with(|| {
                 t.entries.push(e);
                 t.mtus.push(mtu);
+                t.any_mtu |= mtu != 0;
                 (t.entries.len() - 1) as u32
             })
         };
@@ -411,6 +442,9 @@ impl RouteTable {
     /// metric when it has one (Linux `ip_dst_mtu_maybe_forward`), never above the device's.
     #[inline]
     pub fn mtu(&self, id: u32, dev_mtu: u32) -> u32 {
+        if !self.any_mtu {
+            return dev_mtu;
+        }
         match self.mtus.get(id as usize) {
             Some(&m) if m != 0 => m.min(dev_mtu),
             _ => dev_mtu,

@@ -473,7 +473,7 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             out[i] = Outcome::Drop(reason);
             continue;
         }
-        if fib.addrs.is_special(m.src)
+        if fib.addrs.maybe_special(m.src)
             && let Some(reason) = special_source(fib, m.src, ctx.cfg.martians)
         {
             out[i] = Outcome::Drop(reason);
@@ -663,11 +663,11 @@ mod tests {
             adj: Arc::new(adj),
             ports,
             generation: 1,
-            addrs: Arc::new(IfAddrs {
-                ports: vec![vec![pa("10.0.1.1")], vec![pa("10.0.2.1")]],
-                local: vec![ip("10.0.1.1").to_bits(), ip("10.0.2.1").to_bits()],
-                bcast: vec![ip("10.0.1.255").to_bits(), ip("10.0.2.255").to_bits()],
-            }),
+            addrs: Arc::new(IfAddrs::new(
+                vec![vec![pa("10.0.1.1")], vec![pa("10.0.2.1")]],
+                vec![ip("10.0.1.1").to_bits(), ip("10.0.2.1").to_bits()],
+                vec![ip("10.0.1.255").to_bits(), ip("10.0.2.255").to_bits()],
+            )),
         }
     }
 
