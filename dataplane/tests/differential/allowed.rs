@@ -210,6 +210,22 @@ pub const KNOWN_GAPS: &[(&str, &str)] = &[
         "no reverse-path filtering on this branch (xfwd has no --rp-filter)",
     ),
     (
+        "ttl_1_large_quote",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead)",
+    ),
+    (
+        "ttl_1_with_record_route",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead)",
+    ),
+    (
+        "icmp_src_inbound_ifaddr",
+        "xfwd on this branch sends no ICMP errors (drops and counts instead)",
+    ),
+    (
+        "opt_eol_then_garbage",
+        "option bytes after End of Option List are forwarded as they are; Linux rewrites them to EOL (ip_options_compile)",
+    ),
+    (
         "unresolved_next_hop",
         "xfwd on this branch sends no ICMP errors (drops and counts instead): no Host Unreachable when ARP fails",
     ),
