@@ -54,37 +54,7 @@ struct Bed {
 }
 
 impl Bed {
-    /// Sends a probe datagram h1 → h2 every 50 ms until one arrives (at most 5 s): the cases
-    /// measure forwarding behaviour, not how soon after `ready` the first packet gets through.
-    fn warm_up(&self) -> Result<()> {
-        let mut f = xfwd_testbed::Ipv4Frame::new(End::H1.mac(), End::P0.mac(), H1, H2);
-        f.identification = WARM_UP_ID;
-        let probe = f.udp(40000, 9, b"warm-up")?;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            self.h1.send(&probe)?;
-            let arrived = self.h2.recv_matching(
-                |b| {
-                    xfwd_testbed::parse(b)
-                        .is_ok_and(|p| p.ipv4.is_some_and(|ip| ip.identification == WARM_UP_ID))
-                },
-                Duration::from_millis(50),
-            )?;
-            if arrived.is_some() {
-                // Let stragglers of earlier probes arrive, then start clean.
-                std::thread::sleep(Duration::from_millis(100));
-                self.h1.drain()?;
-                self.h2.drain()?;
-                return Ok(());
-            }
-        }
-        anyhow::bail!("no probe crossed h1 -> h2 within 5 s")
-    }
-
-    fn router(&self) -> &NetNs {
-        self.topo.router()
-    }
-
+    /// Builds the bed for `router`: topology, [`configure`], xfwd (for the xfwd bed), sockets.
     fn build(router: Router) -> Result<Bed> {
         let prefix = match router {
             Router::Linux => "dfk",
@@ -118,6 +88,37 @@ impl Bed {
             help,
             topo,
         })
+    }
+
+    /// Sends a probe datagram h1 → h2 every 50 ms until one arrives (at most 5 s): the cases
+    /// measure forwarding behaviour, not how soon after `ready` the first packet gets through.
+    fn warm_up(&self) -> Result<()> {
+        let mut f = xfwd_testbed::Ipv4Frame::new(End::H1.mac(), End::P0.mac(), H1, H2);
+        f.identification = WARM_UP_ID;
+        let probe = f.udp(40000, 9, b"warm-up")?;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            self.h1.send(&probe)?;
+            let arrived = self.h2.recv_matching(
+                |b| {
+                    xfwd_testbed::parse(b)
+                        .is_ok_and(|p| p.ipv4.is_some_and(|ip| ip.identification == WARM_UP_ID))
+                },
+                Duration::from_millis(50),
+            )?;
+            if arrived.is_some() {
+                // Let stragglers of earlier probes arrive, then start clean.
+                std::thread::sleep(Duration::from_millis(100));
+                self.h1.drain()?;
+                self.h2.drain()?;
+                return Ok(());
+            }
+        }
+        anyhow::bail!("no probe crossed h1 -> h2 within 5 s")
+    }
+
+    fn router(&self) -> &NetNs {
+        self.topo.router()
     }
 }
 
