@@ -78,6 +78,17 @@ pub struct Ctx {
     pub src: Ipv4Addr,
 }
 
+impl Expect {
+    /// How many frames (at h1 and h2 together) the outcome is.
+    pub fn frames(self) -> usize {
+        match self {
+            Expect::Forward(n) | Expect::Icmps(_, _, n) => n,
+            Expect::Icmp(..) | Expect::IcmpAtH2(..) => 1,
+            Expect::Silent => 0,
+        }
+    }
+}
+
 impl Ctx {
     /// Headers from h1 (source address [`Ctx::src`]) to `dst` through the router (dst MAC p0),
     /// TTL 64, ID [`Ctx::id`].
@@ -962,6 +973,7 @@ pub const CASES: &[Case] = &[
         listen: super::observe::Listen {
             min: std::time::Duration::from_millis(1500),
             quiet: std::time::Duration::from_millis(300),
+            quiet_waiting: std::time::Duration::from_millis(600),
             max: std::time::Duration::from_secs(5),
         },
         build: |c| to(c, UNRESOLVED),
