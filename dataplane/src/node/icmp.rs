@@ -355,6 +355,7 @@ pub fn send_error(
     frame: &mut [u8],
     ip_len: usize,
     err: IcmpError,
+    opts: Option<&crate::node::ip4_options::Options>,
     events: &mut impl FnMut(Event),
 ) -> Option<Sent> {
     if !st.cfg.enabled {
@@ -394,6 +395,28 @@ pub fn send_error(
         events(Event::IcmpNoRoute);
         return None;
     };
+    // Linux `ip_options_echo`: the offending packet's record route / timestamp, answered.
+    let mut echoed = [0u8; 40];
+    let mut echo_len = 0;
+    if let Some(o) = opts {
+        let hl = usize::from(frame[L2_LEN] & 0x0f) * 4;
+        let hdr = &frame[L2_LEN..L2_LEN + hl];
+        let time = crate::node::ip4_options::now_ms_since_midnight();
+        match crate::node::ip4_options::echo(
+            hdr,
+            o,
+            src,
+            |a| fib.addrs.is_local(a),
+            time,
+            &mut echoed,
+        ) {
+            Some(n) => echo_len = n,
+            None => {
+                events(Event::IcmpSuppressed);
+                return None;
+            }
+        }
+    }
     if limited {
         if !st.xrlim_allow(orig_src, now_ms) {
             events(Event::IcmpRateLimitedHost);
@@ -402,7 +425,16 @@ pub fn send_error(
         st.credit -= 1;
     }
     let id = st.next_id();
-    let len = write_error(frame, ip_len, src, orig_src, orig_tos, id, err);
+    let len = write_error(
+        frame,
+        ip_len,
+        src,
+        orig_src,
+        orig_tos,
+        id,
+        err,
+        &echoed[..echo_len],
+    );
     if let Some(l2) = l2 {
         frame[..L2_LEN].copy_from_slice(&l2);
     }
@@ -414,11 +446,16 @@ pub fn send_error(
     })
 }
 
-/// Writes the error datagram in place (see the module doc) and returns the frame length.
+/// Writes the error datagram in place (see the module doc), with IP options `opts` (a multiple
+/// of 4 bytes, at most 40) in its header, and returns the frame length.
 ///
 /// # Panics
 ///
 /// If `frame` is shorter than the error needs (`L2_LEN + 28 + min(ip_len, MAX_QUOTE)`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the header fields of the error, named at the one call site"
+)]
 pub fn write_error(
     frame: &mut [u8],
     ip_len: usize,
@@ -427,14 +464,17 @@ pub fn write_error(
     orig_tos: u8,
     id: u16,
     err: IcmpError,
+    opts: &[u8],
 ) -> usize {
-    let quote = ip_len.min(MAX_QUOTE);
-    let icmp_at = L2_LEN + 20;
+    let hl = 20 + opts.len();
+    let quote = ip_len.min(MAX_QUOTE - opts.len());
+    let icmp_at = L2_LEN + hl;
     let data_at = icmp_at + 8;
     frame.copy_within(L2_LEN..L2_LEN + quote, data_at);
-    let total = 28 + quote;
+    let total = hl + 8 + quote;
     let h = &mut frame[L2_LEN..icmp_at];
-    h[0] = 0x45;
+    h[20..].copy_from_slice(opts);
+    h[0] = 0x40 | (hl / 4) as u8;
     h[1] = (orig_tos & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL;
     h[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     h[4..6].copy_from_slice(&id.to_be_bytes());
@@ -534,6 +574,7 @@ mod tests {
             0xb9,
             7,
             IcmpError::frag_needed(1400),
+            &[],
         );
         assert_eq!(len, L2_LEN + 128);
         let ip = &frame[L2_LEN..len];
@@ -550,7 +591,7 @@ mod tests {
     #[test]
     fn quote_is_capped_at_576_total() {
         let mut frame = vec![0u8; 2048];
-        let len = write_error(&mut frame, 1500, 1, 2, 0, 0, IcmpError::TTL);
+        let len = write_error(&mut frame, 1500, 1, 2, 0, 0, IcmpError::TTL, &[]);
         assert_eq!(len - L2_LEN, MAX_ERROR_LEN);
     }
 }

@@ -42,6 +42,14 @@ pub struct Options {
     pub srr: u8,
     /// The source route is strict.
     pub strict: bool,
+    /// Timestamp: an address is recorded (set by [`receive`]).
+    pub ts_needaddr: bool,
+    /// Timestamp: a time is recorded (set by [`receive`]).
+    pub ts_needtime: bool,
+    /// Offset of an End of Option List followed by other bytes (0: none).
+    pub end_garbage: u8,
+    /// [`receive`] changed the header (the checksum is recomputed when forwarding).
+    pub changed: bool,
 }
 
 /// Validates the options of `hdr` (the whole IPv4 header, options included): Linux
@@ -56,7 +64,12 @@ pub fn compile(hdr: &[u8]) -> Result<Options, u8> {
     let end = hdr.len();
     while i < end {
         match hdr[i] {
-            END => break,
+            END => {
+                if hdr[i + 1..].iter().any(|b| *b != END) {
+                    o.end_garbage = i as u8;
+                }
+                break;
+            }
             NOOP => {
                 i += 1;
                 continue;
@@ -140,18 +153,29 @@ pub fn compile(hdr: &[u8]) -> Result<Options, u8> {
     Ok(o)
 }
 
-/// Linux `ip_forward_options` (with the pointer advance `ip_options_compile` does on receive):
-/// records `addr` (the egress interface's address, host order) in a record-route option with
-/// room, and stamps a timestamp option with `ms_since_midnight_ut`. Returns whether the header
-/// changed (the caller recomputes the checksum).
-pub fn forward(hdr: &mut [u8], o: &Options, addr: u32, ms_since_midnight_ut: u32) -> bool {
-    let mut changed = false;
+/// What `ip_options_compile` changes in a received packet's header (Linux does it when the
+/// packet is routed, before `ip_forward` looks at the TTL, so an ICMP error quotes it): bytes
+/// after End of Option List become End; a record route with room gets `spec_dst` (the router's
+/// address towards the sender, `fib_compute_spec_dst`) and its pointer advanced; a timestamp
+/// with room gets the time (and `spec_dst`, or only when the prespecified address `is_local`)
+/// and its pointer advanced, a full one its overflow counter incremented.
+pub fn receive(
+    hdr: &mut [u8],
+    o: &mut Options,
+    spec_dst: u32,
+    is_local: impl Fn(u32) -> bool,
+    ms_since_midnight_ut: u32,
+) {
+    if o.end_garbage != 0 {
+        hdr[usize::from(o.end_garbage) + 1..].fill(END);
+        o.changed = true;
+    }
     if o.rr_needaddr {
         let at = usize::from(o.rr);
         let ptr = usize::from(hdr[at + 2]);
-        hdr[at + ptr - 1..at + ptr + 3].copy_from_slice(&addr.to_be_bytes());
+        hdr[at + ptr - 1..at + ptr + 3].copy_from_slice(&spec_dst.to_be_bytes());
         hdr[at + 2] += 4;
-        changed = true;
+        o.changed = true;
     }
     if o.ts != 0 {
         let at = usize::from(o.ts);
@@ -164,22 +188,29 @@ pub fn forward(hdr: &mut [u8], o: &Options, addr: u32, ms_since_midnight_ut: u32
                 0 => {
                     hdr[at + ptr - 1..at + ptr + 3].copy_from_slice(&time);
                     hdr[at + 2] += 4;
-                    changed = true;
+                    o.ts_needtime = true;
+                    o.changed = true;
                 }
                 1 => {
-                    hdr[at + ptr - 1..at + ptr + 3].copy_from_slice(&addr.to_be_bytes());
+                    hdr[at + ptr - 1..at + ptr + 3].copy_from_slice(&spec_dst.to_be_bytes());
                     hdr[at + ptr + 3..at + ptr + 7].copy_from_slice(&time);
                     hdr[at + 2] += 8;
-                    changed = true;
+                    o.ts_needaddr = true;
+                    o.ts_needtime = true;
+                    o.changed = true;
                 }
                 3 => {
-                    // Prespecified: stamp only when the listed address is ours.
-                    let listed =
-                        u32::from_be_bytes(hdr[at + ptr - 1..at + ptr + 3].try_into().unwrap());
-                    if listed == addr {
+                    let listed = u32::from_be_bytes([
+                        hdr[at + ptr - 1],
+                        hdr[at + ptr],
+                        hdr[at + ptr + 1],
+                        hdr[at + ptr + 2],
+                    ]);
+                    if is_local(listed) {
                         hdr[at + ptr + 3..at + ptr + 7].copy_from_slice(&time);
                         hdr[at + 2] += 8;
-                        changed = true;
+                        o.ts_needtime = true;
+                        o.changed = true;
                     }
                 }
                 _ => {}
@@ -187,10 +218,111 @@ pub fn forward(hdr: &mut [u8], o: &Options, addr: u32, ms_since_midnight_ut: u32
         } else if flags != 3 {
             let overflow = hdr[at + 3] >> 4;
             hdr[at + 3] = flags | ((overflow + 1) << 4);
-            changed = true;
+            o.changed = true;
         }
     }
-    changed
+}
+
+/// Linux `ip_forward_options`: the record-route and timestamp address slots [`receive`] filled
+/// get the egress interface's address `addr` (host order). Returns whether the header changed
+/// since it was received (the caller recomputes the checksum).
+pub fn forward(hdr: &mut [u8], o: &Options, addr: u32) -> bool {
+    if o.rr_needaddr {
+        let at = usize::from(o.rr);
+        let ptr = usize::from(hdr[at + 2]);
+        hdr[at + ptr - 5..at + ptr - 1].copy_from_slice(&addr.to_be_bytes());
+    }
+    if o.ts_needaddr {
+        let at = usize::from(o.ts);
+        let ptr = usize::from(hdr[at + 2]);
+        hdr[at + ptr - 9..at + ptr - 5].copy_from_slice(&addr.to_be_bytes());
+    }
+    o.changed
+}
+
+/// Linux `__ip_options_echo` + `ip_options_build` for an ICMP error about a packet whose header
+/// (after [`receive`]) is `hdr` and whose options are `o`: the record-route and timestamp
+/// options of the reply, with the reply's source `src` (and the time) recorded where they have
+/// room, padded with End to a multiple of 4. Writes into `out` and returns the length; `None`
+/// when Linux refuses (`-EINVAL`: then no error is sent). Source routes are not echoed.
+pub fn echo(
+    hdr: &[u8],
+    o: &Options,
+    src: u32,
+    is_local: impl Fn(u32) -> bool,
+    ms_since_midnight_ut: u32,
+    out: &mut [u8; 40],
+) -> Option<usize> {
+    let mut n = 0;
+    let mut rr_at = None;
+    let mut ts = None;
+    if o.rr != 0 {
+        let at = usize::from(o.rr);
+        let optlen = usize::from(hdr[at + 1]);
+        let soffset = usize::from(hdr[at + 2]);
+        out[n..n + optlen].copy_from_slice(&hdr[at..at + optlen]);
+        if o.rr_needaddr && soffset <= optlen {
+            if soffset + 3 > optlen {
+                return None;
+            }
+            out[n + 2] = (soffset + 4) as u8;
+            rr_at = Some(n);
+        }
+        n += optlen;
+    }
+    if o.ts != 0 {
+        let at = usize::from(o.ts);
+        let optlen = usize::from(hdr[at + 1]);
+        let mut soffset = usize::from(hdr[at + 2]);
+        out[n..n + optlen].copy_from_slice(&hdr[at..at + optlen]);
+        let (mut needaddr, mut needtime) = (false, false);
+        if soffset <= optlen {
+            if o.ts_needaddr {
+                if soffset + 3 > optlen {
+                    return None;
+                }
+                needaddr = true;
+                soffset += 4;
+            }
+            if o.ts_needtime {
+                if soffset + 3 > optlen {
+                    return None;
+                }
+                if out[n + 3] & 0x0f != 3 {
+                    needtime = true;
+                    soffset += 4;
+                } else if soffset + 7 <= optlen {
+                    let a = &out[n + soffset - 1..n + soffset + 3];
+                    if is_local(u32::from_be_bytes([a[0], a[1], a[2], a[3]])) {
+                        needtime = true;
+                        soffset += 8;
+                    }
+                }
+            }
+            out[n + 2] = soffset as u8;
+        }
+        ts = Some((n, needaddr, needtime));
+        n += optlen;
+    }
+    while n % 4 != 0 {
+        out[n] = END;
+        n += 1;
+    }
+    // ip_options_build: record the reply's own source and time.
+    if let Some(at) = rr_at {
+        let ptr = usize::from(out[at + 2]);
+        out[at + ptr - 5..at + ptr - 1].copy_from_slice(&src.to_be_bytes());
+    }
+    if let Some((at, needaddr, needtime)) = ts {
+        let ptr = usize::from(out[at + 2]);
+        if needaddr {
+            out[at + ptr - 9..at + ptr - 5].copy_from_slice(&src.to_be_bytes());
+        }
+        if needtime {
+            out[at + ptr - 5..at + ptr - 1].copy_from_slice(&ms_since_midnight_ut.to_be_bytes());
+        }
+    }
+    Some(n)
 }
 
 /// Linux `ip_options_fragment`: in the header copied to fragments after the first, options
@@ -243,16 +375,38 @@ mod tests {
     #[test]
     fn record_route_records_and_advances() {
         let mut h = hdr(&[RR, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        let o = compile(&h).unwrap();
+        let mut o = compile(&h).unwrap();
         assert!(o.rr_needaddr);
-        assert!(forward(&mut h, &o, 0x0a00_0201, 0));
-        assert_eq!(&h[23..27], &[10, 0, 2, 1]);
+        receive(&mut h, &mut o, 0x0a00_0101, |_| false, 0);
+        assert_eq!(&h[23..27], &[10, 0, 1, 1], "spec_dst at receive");
         assert_eq!(h[22], 8);
+        assert!(forward(&mut h, &o, 0x0a00_0201));
+        assert_eq!(&h[23..27], &[10, 0, 2, 1], "egress address when forwarded");
         // Full: no more room, pointer past the end.
         let mut h = hdr(&[RR, 7, 8, 1, 2, 3, 4, 0]);
-        let o = compile(&h).unwrap();
+        let mut o = compile(&h).unwrap();
         assert!(!o.rr_needaddr);
-        assert!(!forward(&mut h, &o, 1, 0));
+        receive(&mut h, &mut o, 1, |_| false, 0);
+        assert!(!forward(&mut h, &o, 1));
+    }
+
+    #[test]
+    fn echo_records_the_reply_source() {
+        let mut h = hdr(&[RR, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        let mut o = compile(&h).unwrap();
+        receive(&mut h, &mut o, 0x0a00_0101, |_| false, 0);
+        let mut out = [0u8; 40];
+        let n = echo(&h, &o, 0x0a00_0101, |_| false, 0, &mut out).unwrap();
+        assert_eq!(&out[..n], &[7, 11, 12, 10, 0, 1, 1, 10, 0, 1, 1, 0]);
+    }
+
+    #[test]
+    fn bytes_after_end_become_end() {
+        let mut h = hdr(&[NOOP, END, 7, 9]);
+        let mut o = compile(&h).unwrap();
+        receive(&mut h, &mut o, 0, |_| false, 0);
+        assert_eq!(&h[20..], &[NOOP, END, END, END]);
+        assert!(o.changed);
     }
 
     #[test]
@@ -287,13 +441,13 @@ mod tests {
     #[test]
     fn timestamp_only_and_overflow() {
         let mut h = hdr(&[TS, 12, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        let o = compile(&h).unwrap();
-        assert!(forward(&mut h, &o, 1, 0x0102_0304));
+        let mut o = compile(&h).unwrap();
+        receive(&mut h, &mut o, 1, |_| false, 0x0102_0304);
         assert_eq!(&h[24..28], &[1, 2, 3, 4]);
         assert_eq!(h[22], 9);
         let mut h = hdr(&[TS, 8, 9, 0x10, 0, 0, 0, 0]);
-        let o = compile(&h).unwrap();
-        assert!(forward(&mut h, &o, 1, 5));
+        let mut o = compile(&h).unwrap();
+        receive(&mut h, &mut o, 1, |_| false, 5);
         assert_eq!(h[23], 0x20, "overflow counted");
     }
 

@@ -119,6 +119,8 @@ pub struct Ip4Ctx {
     pub icmp: IcmpState,
     /// Events counted since the caller last took them, index = [`Event`].
     pub events: [u64; Event::COUNT],
+    /// The options of the packet being processed, once received (for ICMP errors about it).
+    opts: Option<ip4_options::Options>,
 }
 
 impl Ip4Ctx {
@@ -129,6 +131,7 @@ impl Ip4Ctx {
             now_ms: 0,
             icmp: IcmpState::new(cfg.icmp, workers, worker),
             events: [0; Event::COUNT],
+            opts: None,
         }
     }
 
@@ -150,6 +153,7 @@ impl Ip4Ctx {
         err: IcmpError,
     ) -> Option<icmp::Sent> {
         let events = &mut self.events;
+        let opts = self.opts.take();
         icmp::send_error(
             &mut self.icmp,
             fib,
@@ -158,6 +162,7 @@ impl Ip4Ctx {
             frame,
             ip_len,
             err,
+            opts.as_ref(),
             &mut |e| events[e as usize] += 1,
         )
     }
@@ -319,7 +324,9 @@ fn reject<B: PacketBatch + ?Sized>(
         return Outcome::Drop(reason);
     };
     let cur = L2_LEN + ip_len;
-    let room = cur.max(L2_LEN + 28 + ip_len.min(icmp::MAX_QUOTE));
+    // Room for the error: headers (options echoed: up to 40 bytes) and the quote, at most
+    // a 576-byte datagram.
+    let room = cur.max((L2_LEN + 20 + 40 + 8 + ip_len).min(icmp::FRAME_ROOM));
     if !batch.set_len(i, room) {
         return Outcome::Drop(reason);
     }
@@ -387,7 +394,26 @@ fn options<B: PacketBatch + ?Sized>(
             DropReason::Ip4SourceRoute,
             Some(IcmpError::param_problem(16)),
         )),
-        Ok(o) => Ok(o),
+        Ok(mut o) => {
+            // Linux `fib_compute_spec_dst`: the router's address towards the sender.
+            let spec_dst = match fib.verdict(fib.routes.lookup(m.src), m.src) {
+                Verdict::Forward(adj) => fib.addrs.select(adj.port, adj.ip),
+                Verdict::Resolve { key, .. } => fib.addrs.select(key.port, key.ip),
+                Verdict::Drop(_) => None,
+            }
+            .or_else(|| fib.addrs.select(ingress, m.src))
+            .unwrap_or(0);
+            let frame = batch.packet_mut(i);
+            ip4_options::receive(
+                &mut frame[L2_LEN..L2_LEN + m.header_len],
+                &mut o,
+                spec_dst,
+                |a| fib.addrs.is_local(a),
+                ip4_options::now_ms_since_midnight(),
+            );
+            ctx.opts = Some(o);
+            Ok(o)
+        }
     }
 }
 
@@ -395,6 +421,7 @@ fn options<B: PacketBatch + ?Sized>(
 #[cold]
 #[inline(never)]
 fn forward_options(
+    ctx: &mut Ip4Ctx,
     fib: &Fib,
     frame: &mut [u8],
     hl: usize,
@@ -402,12 +429,14 @@ fn forward_options(
     port: PortId,
     nh: u32,
 ) {
-    if !o.rr_needaddr && o.ts == 0 {
-        return;
-    }
-    let addr = fib.addrs.select(port, nh).unwrap_or(0);
+    ctx.opts = None;
+    let addr = if o.rr_needaddr || o.ts_needaddr {
+        fib.addrs.select(port, nh).unwrap_or(0)
+    } else {
+        0
+    };
     let hdr = &mut frame[L2_LEN..L2_LEN + hl];
-    if ip4_options::forward(hdr, o, addr, ip4_options::now_ms_since_midnight()) {
+    if ip4_options::forward(hdr, o, addr) {
         hdr[10..12].copy_from_slice(&[0, 0]);
         let c = crate::wire::checksum::checksum(hdr);
         hdr[10..12].copy_from_slice(&c.to_be_bytes());
@@ -530,7 +559,7 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
         };
         let frame = batch.packet_mut(i);
         if let Some(o) = &opts {
-            forward_options(fib, frame, m.header_len, o, key.port, key.ip);
+            forward_options(ctx, fib, frame, m.header_len, o, key.port, key.ip);
         }
         Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
         if !fits {
@@ -1084,5 +1113,57 @@ mod tests {
             vec![raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8)],
         );
         assert_eq!(out[0], Outcome::Drop(DropReason::TtlExpired));
+    }
+
+    #[test]
+    fn icmp_error_echoes_record_route_as_linux() {
+        let rr = [7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let (pkts, out) = run(vec![raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &rr, 8)]);
+        assert_eq!(out[0], icmp_to_h1(DropReason::TtlExpired));
+        let ip = &pkts[0][14..];
+        assert_eq!(ip[0], 0x48, "reply header carries 12 bytes of options");
+        assert_eq!(crate::wire::checksum::sum(&ip[..32]), 0xffff);
+        assert_eq!(&ip[20..32], &[7, 11, 12, 10, 0, 1, 1, 10, 0, 1, 1, 0]);
+        assert_eq!((ip[32], ip[33]), (11, 0));
+        // The quote: the header as Linux leaves it after ip_options_compile (pointer advanced,
+        // the router's address towards the sender recorded, checksum not yet updated).
+        assert_eq!(&ip[40 + 20..40 + 27], &[7, 11, 8, 10, 0, 1, 1]);
+        assert_eq!(crate::wire::checksum::sum(&ip[32..]), 0xffff);
+    }
+
+    proptest::proptest! {
+        /// Whatever the header, options, TTL, size and destination: no panic, and every ICMP
+        /// error produced is a well-formed datagram no larger than 576 bytes.
+        #[test]
+        fn any_packet_has_a_defined_outcome(
+            opts in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..=10usize),
+            ttl in 0u8..4,
+            df: bool,
+            payload in 0usize..1600,
+            dst in 0usize..8,
+            frag in 0u16..3,
+        ) {
+            let dsts = [
+                [10, 0, 2, 2], [198, 18, 0, 9], [198, 19, 0, 1], [8, 8, 8, 8],
+                [198, 51, 100, 1], [198, 51, 101, 1], [203, 0, 113, 1], [10, 0, 2, 255],
+            ];
+            let mut o: Vec<u8> = opts.iter().flat_map(|b| [*b, b.wrapping_mul(7), 4, 0]).collect();
+            o.truncate(40);
+            let mut pkt = raw([10, 0, 1, 2], dsts[dst], ttl, df, &o, payload);
+            if frag != 0 {
+                pkt[14 + 7] = frag as u8;
+                refill(&mut pkt);
+            }
+            let mut c = ctx(ForwardConfig { accept_source_route: frag == 2, ..ForwardConfig::default() });
+            let (pkts, out) = run_with(&mut c, 0, vec![pkt]);
+            if let Outcome::Icmp { .. } = out[0] {
+                let ip = &pkts[0][14..];
+                let hl = usize::from(ip[0] & 0x0f) * 4;
+                proptest::prop_assert!(ip.len() <= 576);
+                proptest::prop_assert_eq!(usize::from(u16::from_be_bytes([ip[2], ip[3]])), ip.len());
+                proptest::prop_assert_eq!(crate::wire::checksum::sum(&ip[..hl]), 0xffff);
+                proptest::prop_assert_eq!(crate::wire::checksum::sum(&ip[hl..]), 0xffff);
+            }
+        }
     }
 }

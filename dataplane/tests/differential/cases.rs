@@ -78,6 +78,17 @@ pub struct Ctx {
     pub src: Ipv4Addr,
 }
 
+impl Expect {
+    /// How many frames (at h1 and h2 together) the outcome is.
+    pub fn frames(self) -> usize {
+        match self {
+            Expect::Forward(n) | Expect::Icmps(_, _, n) => n,
+            Expect::Icmp(..) | Expect::IcmpAtH2(..) => 1,
+            Expect::Silent => 0,
+        }
+    }
+}
+
 impl Ctx {
     /// Headers from h1 (source address [`Ctx::src`]) to `dst` through the router (dst MAC p0),
     /// TTL 64, ID [`Ctx::id`].
@@ -874,6 +885,86 @@ pub const CASES: &[Case] = &[
         router_sysctls: &[],
         xfwd_args: &[],
     },
+    // ---- More edges: quoting, local delivery, option parsing, odd fragments.
+    case(
+        "ttl_1_large_quote",
+        "ICMP quotes as much of the packet as fits in 576 bytes",
+        Expect::Icmp(11, 0),
+        |c| {
+            let mut f = c.frame(H2);
+            f.ttl = 1;
+            one(c.udp(&f, 1000))
+        },
+    ),
+    case(
+        "ttl_1_with_record_route",
+        "ICMP quotes the header with its options as received",
+        Expect::Icmp(11, 0),
+        |c| {
+            let mut f = c.frame(H2);
+            f.ttl = 1;
+            f.options = vec![7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            one(c.udp(&f, 32))
+        },
+    ),
+    Case {
+        name: "icmp_src_inbound_ifaddr",
+        rule: "icmp_errors_use_inbound_ifaddr: ICMP source is the ingress interface's address",
+        expect: Expect::IcmpAtH2(11, 0),
+        listen: Listen::DEFAULT,
+        build: |c| {
+            let mut f = c.frame(H2);
+            f.src = SRC_BEHIND_H2;
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+        router_sysctls: &[("net.ipv4.icmp_errors_use_inbound_ifaddr", "1")],
+        xfwd_args: &[("--icmp-errors-use-inbound-ifaddr", "")],
+    },
+    case(
+        "dst_router_address_ttl_1",
+        "TTL 1 to the router itself: delivered locally, no time exceeded",
+        Expect::Icmp(3, 3),
+        |c| {
+            let mut f = c.frame(P0);
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "dst_directed_broadcast_ttl_1",
+        "TTL 1 to a directed broadcast: no ICMP about a broadcast",
+        Expect::Silent,
+        |c| {
+            let mut f = c.frame(Ipv4Addr::new(10, 0, 2, 255));
+            f.ttl = 1;
+            one(c.udp(&f, 32))
+        },
+    ),
+    case(
+        "opt_eol_then_garbage",
+        "option parsing stops at EOL: bytes after it are not options",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[1, 0, 0xff, 0xff]),
+    ),
+    case(
+        "opt_40_bytes_nop",
+        "the largest header: 40 bytes of NOP options",
+        Expect::Forward(1),
+        |c| with_opts(c, H2, &[1; 40]),
+    ),
+    case(
+        "proto_unknown",
+        "an unknown transport protocol (253) is forwarded as is",
+        Expect::Forward(1),
+        |c| one(c.frame(H2).raw(253, b"experimental payload")),
+    ),
+    case(
+        "frag_offset_overflow",
+        "a fragment reaching past 65535 bytes (offset 8191)",
+        Expect::Forward(1),
+        |c| Ok(vec![fragment(c, H2, 8191, false, 64, 64)?]),
+    ),
     // ---- Unresolved next hop (runs last: it waits for ARP to fail).
     Case {
         name: "unresolved_next_hop",
@@ -882,6 +973,7 @@ pub const CASES: &[Case] = &[
         listen: super::observe::Listen {
             min: std::time::Duration::from_millis(1500),
             quiet: std::time::Duration::from_millis(300),
+            quiet_waiting: std::time::Duration::from_millis(600),
             max: std::time::Duration::from_secs(5),
         },
         build: |c| to(c, UNRESOLVED),

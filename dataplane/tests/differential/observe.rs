@@ -126,6 +126,10 @@ impl Observation {
                 .join(", ")
         };
         let mut s = format!("h2: {} | h1: {}", side(&self.h2), side(&self.h1));
+        if self.strays > 0 {
+            // Frames of other cases (or of the warm-up) seen meanwhile: late arrivals.
+            let _ = write!(s, " (+{} stray)", self.strays);
+        }
         if !self.drops.is_empty() {
             let _ = write!(s, " [drop {}]", self.drops.join(" "));
         }
@@ -158,8 +162,11 @@ impl Observation {
 pub struct Listen {
     /// Listen at least this long (for outcomes that come late, e.g. a failed ARP resolution).
     pub min: Duration,
-    /// Stop once nothing arrived for this long (after `min`).
+    /// Stop once nothing arrived for this long (after `min`) ...
     pub quiet: Duration,
+    /// ... or this long, while fewer frames than expected have arrived: a slow router gets
+    /// more time to deliver what the case expects.
+    pub quiet_waiting: Duration,
     /// Never listen longer than this.
     pub max: Duration,
 }
@@ -167,7 +174,8 @@ pub struct Listen {
 impl Listen {
     pub const DEFAULT: Listen = Listen {
         min: Duration::from_millis(0),
-        quiet: Duration::from_millis(150),
+        quiet: Duration::from_millis(100),
+        quiet_waiting: Duration::from_millis(400),
         max: Duration::from_secs(2),
     };
 }
@@ -175,14 +183,27 @@ impl Listen {
 /// Receives on both sockets until `listen` says stop, keeping the frames that belong to the case
 /// whose packets carry IP identification `id` (the frames themselves, their fragments, or ICMP
 /// errors quoting them). ARP is ignored; frames that cannot be parsed as IPv4 are kept.
-pub fn capture(h1: &RawSocket, h2: &RawSocket, id: u16, listen: Listen) -> Result<Observation> {
+/// `expect` is how many frames the case should produce (both sides together): until that many
+/// came, silence must last [`Listen::quiet_waiting`] rather than [`Listen::quiet`].
+pub fn capture(
+    h1: &RawSocket,
+    h2: &RawSocket,
+    id: u16,
+    listen: Listen,
+    expect: usize,
+) -> Result<Observation> {
     let start = Instant::now();
     let mut last = start;
     let mut obs = Observation::default();
     loop {
         let now = Instant::now();
         let elapsed = now - start;
-        if elapsed >= listen.max || (elapsed >= listen.min && now - last >= listen.quiet) {
+        let quiet = if obs.h1.len() + obs.h2.len() < expect {
+            listen.quiet_waiting
+        } else {
+            listen.quiet
+        };
+        if elapsed >= listen.max || (elapsed >= listen.min && now - last >= quiet) {
             return Ok(obs);
         }
         let mut got = false;
