@@ -205,4 +205,30 @@ fn icmp_errors_fragmentation_martians_and_rate_limits_on_the_wire() {
     assert!(s["drops"]["neigh_failed"].as_u64() >= Some(1), "{s:#}");
     let p0_drops = &s["interfaces"][0]["drops"];
     assert!(p0_drops["ttl_expired"].as_u64() >= Some(11), "{s:#}");
+
+    // `xfwd show errors --json` lists the ICMP events beside the drop reasons.
+    let out = std::process::Command::new(common::xfwd_bin())
+        .args(["show", "errors", "--json", "--control"])
+        .arg(&x.control)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let e: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |list: &str, name: &str| {
+        e[list]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["reason"] == name)
+            .unwrap_or_else(|| panic!("{name} in {list}: {e:#}"))
+            .clone()
+    };
+    assert!(row("events", "icmp_tx_time_exceeded")["count"].as_u64() >= Some(7));
+    assert!(row("errors", "martian_src_loopback")["count"].as_u64() >= Some(1));
+    assert!(
+        !row("events", "icmp_ratelimit_host")["description"]
+            .as_str()
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -1131,6 +1131,27 @@ mod tests {
         assert_eq!(crate::wire::checksum::sum(&ip[32..]), 0xffff);
     }
 
+    #[test]
+    fn icmp_source_route_back_or_inbound_interface() {
+        // From h1's subnet, but arriving on p1: the route back leaves by p0.
+        let pkt = || {
+            let mut f = raw([10, 0, 1, 2], [10, 0, 2, 2], 1, false, &[], 8);
+            f[..6].copy_from_slice(&P1_MAC);
+            f
+        };
+        let (pkts, _) = run_with(&mut ctx(ForwardConfig::default()), 1, vec![pkt()]);
+        assert_eq!(&pkts[0][14 + 12..14 + 16], &[10, 0, 1, 1]);
+        let mut c = ctx(ForwardConfig {
+            icmp: IcmpConfig {
+                use_inbound_ifaddr: true,
+                ..IcmpConfig::default()
+            },
+            ..ForwardConfig::default()
+        });
+        let (pkts, _) = run_with(&mut c, 1, vec![pkt()]);
+        assert_eq!(&pkts[0][14 + 12..14 + 16], &[10, 0, 2, 1], "p1's address");
+    }
+
     proptest::proptest! {
         /// Whatever the header, options, TTL, size and destination: no panic, and every ICMP
         /// error produced is a well-formed datagram no larger than 576 bytes.
