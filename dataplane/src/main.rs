@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use toml::Value;
-use xfwd::control::config::{BindMode, IdleMode, XdpMode};
+use xfwd::control::config::{BindMode, IdleMode, Martians, RpFilter, XdpMode};
 use xfwd::control::report::{ErrorsReport, NeighboursReport, RoutesReport, StatsReport};
 use xfwd::control::server::{self, DEFAULT_CONTROL, Request};
 use xfwd::ops::config::{DEFAULT_PATH, ReloadOutcome, Source};
@@ -191,6 +191,41 @@ struct RunArgs {
     /// Back the UMEM with huge pages when available.
     #[arg(long)]
     huge_pages: bool,
+    /// Reverse-path filter (Linux rp_filter; default off, like a fresh network namespace).
+    #[arg(long, value_enum)]
+    rp_filter: Option<RpFilter>,
+    /// Martian addresses: RFC 1812 (also class E and 169.254/16; default) or Linux's set.
+    #[arg(long, value_enum)]
+    martians: Option<Martians>,
+    /// Forward loose source-routed packets (Linux accept_source_route; default: drop them).
+    #[arg(long)]
+    accept_source_route: bool,
+    /// Send no ICMP errors.
+    #[arg(long)]
+    no_icmp_errors: bool,
+    /// Source ICMP errors from the inbound interface (icmp_errors_use_inbound_ifaddr).
+    #[arg(long)]
+    icmp_errors_use_inbound_ifaddr: bool,
+    /// Per-destination ICMP error interval in ms (icmp_ratelimit, default 1000; 0 = unlimited).
+    #[arg(long)]
+    icmp_ratelimit: Option<u32>,
+    /// ICMP types rate limited, bit t = type t (icmp_ratemask, default 0x1818).
+    #[arg(long, value_parser = parse_mask)]
+    icmp_ratemask: Option<u32>,
+    /// Global ICMP error rate (icmp_msgs_per_sec, default 1000), shared by the workers.
+    #[arg(long)]
+    icmp_msgs_per_sec: Option<u32>,
+    /// Global ICMP error burst (icmp_msgs_burst, default 50).
+    #[arg(long)]
+    icmp_msgs_burst: Option<u32>,
+}
+
+fn parse_mask(s: &str) -> Result<u32, String> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    r.map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn enum_name<T: clap::ValueEnum>(v: &T) -> String {
@@ -248,6 +283,33 @@ impl RunArgs {
         }
         if self.huge_pages {
             src.flag("dataplane.huge_pages", true);
+        }
+        if let Some(v) = self.rp_filter {
+            src.flag("forwarding.rp_filter", enum_name(&v));
+        }
+        if let Some(v) = self.martians {
+            src.flag("forwarding.martians", enum_name(&v));
+        }
+        if self.accept_source_route {
+            src.flag("forwarding.accept_source_route", true);
+        }
+        if self.no_icmp_errors {
+            src.flag("icmp.enabled", false);
+        }
+        if self.icmp_errors_use_inbound_ifaddr {
+            src.flag("icmp.use_inbound_ifaddr", true);
+        }
+        if let Some(v) = self.icmp_ratelimit {
+            src.flag("icmp.ratelimit_ms", i64::from(v));
+        }
+        if let Some(v) = self.icmp_ratemask {
+            src.flag("icmp.ratemask", i64::from(v));
+        }
+        if let Some(v) = self.icmp_msgs_per_sec {
+            src.flag("icmp.msgs_per_sec", i64::from(v));
+        }
+        if let Some(v) = self.icmp_msgs_burst {
+            src.flag("icmp.msgs_burst", i64::from(v));
         }
         src
     }

@@ -291,8 +291,10 @@ fn unresolvable_next_hop_holds_a_bounded_queue_then_drops() {
         )
         .unwrap();
     }
+    // The failed packets turn into ICMP host unreachable errors to h1, which may wait for h1's
+    // address to resolve in turn: wait until nothing is held any more.
     let s = x.wait_stats(Duration::from_secs(5), |s| {
-        s["drops"]["neigh_failed"].as_u64() >= Some(4)
+        s["drops"]["neigh_failed"].as_u64() >= Some(4) && s["workers"][0]["pending"] == 0
     });
     assert_eq!(
         s["drops"]["neigh_queue_full"], 6,

@@ -612,9 +612,16 @@ fn trace_writes_pcapng_that_tcpdump_reads() {
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
+    // The packet as received, then as sent: the ICMP time exceeded xfwd built in its place,
+    // quoting it.
     let text = tcpdump(&file);
-    assert_eq!(text.matches("ICMP echo request").count(), 1, "{text}");
     assert!(text.contains("ttl 1,"), "{text}");
+    assert_eq!(
+        text.matches("ICMP time exceeded in-transit").count(),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("ICMP echo request").count(), 2, "{text}");
     let bytes = std::fs::read(&file).unwrap();
     let comment = b"dropped: ttl_expired";
     assert!(bytes.windows(comment.len()).any(|w| w == comment));

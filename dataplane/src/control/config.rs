@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::neigh::PendingLimits;
+pub use crate::node::icmp::IcmpConfig;
+pub use crate::node::{ForwardConfig, Martians, RpFilter};
 
 /// How the XDP program is attached.
 #[derive(
@@ -72,6 +74,14 @@ pub struct RunConfig {
     pub pending: PendingLimits,
     /// Try huge pages for the UMEM.
     pub huge_pages: bool,
+    /// Reverse-path filter (Linux `rp_filter`).
+    pub rp_filter: RpFilter,
+    /// Which addresses are martians (RFC 1812 or Linux).
+    pub martians: Martians,
+    /// Forward loose source-routed packets (Linux `accept_source_route`).
+    pub accept_source_route: bool,
+    /// ICMP errors (Linux `net.ipv4.icmp_*`).
+    pub icmp: IcmpConfig,
 }
 
 impl Default for RunConfig {
@@ -91,11 +101,25 @@ impl Default for RunConfig {
             busy_poll: false,
             pending: PendingLimits::default(),
             huge_pages: false,
+            rp_filter: RpFilter::Off,
+            martians: Martians::Rfc1812,
+            accept_source_route: false,
+            icmp: IcmpConfig::default(),
         }
     }
 }
 
 impl RunConfig {
+    /// The forwarding policy the workers apply.
+    pub fn forward_config(&self) -> ForwardConfig {
+        ForwardConfig {
+            rp_filter: self.rp_filter,
+            martians: self.martians,
+            accept_source_route: self.accept_source_route,
+            icmp: self.icmp,
+        }
+    }
+
     /// Frames in each worker's UMEM: enough to fill every ring of every port, plus the pending
     /// budget and two batches of slack.
     ///

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use crate::drop::DropReason;
+use crate::drop::{DropReason, Event};
 
 /// `xfwd show stats`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -19,6 +19,9 @@ pub struct StatsReport {
     pub forwarded: u64,
     /// Drops by reason name, every reason listed (zeros included) so scripts can rely on keys.
     pub drops: BTreeMap<String, u64>,
+    /// Events by name (ICMP errors sent or held back, fragmentation), every event listed.
+    #[serde(default)]
+    pub events: BTreeMap<String, u64>,
     /// Per interface xfwd drives.
     pub interfaces: Vec<InterfaceReport>,
     /// Per worker.
@@ -50,6 +53,10 @@ pub struct InterfaceReport {
     pub zero_copy: bool,
     /// AF_XDP socket statistics summed over queues (`XDP_STATISTICS`).
     pub xsk: BTreeMap<String, u64>,
+    /// Drops attributed to this interface (ingress; egress for TX ring full and neighbour
+    /// failures), non-zero reasons only.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// One worker in [`StatsReport`].
@@ -86,6 +93,9 @@ pub struct WorkerReport {
     /// Its queue of each port, index = port.
     #[serde(default)]
     pub ports: Vec<PortCounts>,
+    /// Its drops, non-zero reasons only.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 /// Counters of one (port, queue): what one worker moved on one interface.
@@ -123,6 +133,9 @@ pub struct FibReport {
 pub struct ErrorsReport {
     /// One row per reason, in pipeline order.
     pub errors: Vec<ErrorRow>,
+    /// One row per event (ICMP errors sent or held back, fragmentation).
+    #[serde(default)]
+    pub events: Vec<ErrorRow>,
 }
 
 /// One row of [`ErrorsReport`].
@@ -147,24 +160,42 @@ impl ErrorsReport {
                 description: r.description().to_owned(),
             })
             .collect();
-        ErrorsReport { errors }
+        let events = Event::ALL
+            .iter()
+            .map(|e| ErrorRow {
+                reason: e.name().to_owned(),
+                count: stats.events.get(e.name()).copied().unwrap_or(0),
+                description: e.description().to_owned(),
+            })
+            .collect();
+        ErrorsReport { errors, events }
     }
 
     /// A table for people; `all` includes reasons that never fired.
     pub fn render(&self, all: bool) -> String {
         let rows: Vec<_> = self.errors.iter().filter(|e| all || e.count > 0).collect();
-        if rows.is_empty() {
-            return "no drops\n".to_owned();
-        }
+        let events: Vec<_> = self.events.iter().filter(|e| all || e.count > 0).collect();
         let w = rows
             .iter()
+            .chain(events.iter())
             .map(|e| e.reason.len())
             .max()
             .unwrap_or(6)
             .max(6);
-        let mut s = format!("{:<w$}  {:>12}  description\n", "reason", "packets");
-        for e in rows {
-            let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);
+        let mut s = if rows.is_empty() {
+            "no drops\n".to_owned()
+        } else {
+            let mut s = format!("{:<w$}  {:>12}  description\n", "reason", "packets");
+            for e in rows {
+                let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);
+            }
+            s
+        };
+        if !events.is_empty() {
+            let _ = writeln!(s, "\n{:<w$}  {:>12}  description", "event", "count");
+            for e in events {
+                let _ = writeln!(s, "{:<w$}  {:>12}  {}", e.reason, e.count, e.description);
+            }
         }
         s
     }
@@ -231,6 +262,13 @@ impl StatsReport {
                 let _ = writeln!(s, "  {name:<24} {n:>12}");
             }
         }
+        let events: Vec<_> = self.events.iter().filter(|(_, n)| **n > 0).collect();
+        if !events.is_empty() {
+            s.push_str("\nevents:\n");
+            for (name, n) in events {
+                let _ = writeln!(s, "  {name:<24} {n:>12}");
+            }
+        }
         let xdp: Vec<_> = self.xdp.iter().filter(|(_, n)| **n > 0).collect();
         if !xdp.is_empty() {
             s.push_str("\nxdp steering:\n");
@@ -274,6 +312,7 @@ impl StatsReport {
     pub fn subtract(&mut self, base: &StatsReport) {
         self.forwarded = self.forwarded.saturating_sub(base.forwarded);
         sub_map(&mut self.drops, &base.drops);
+        sub_map(&mut self.events, &base.events);
         sub_map(&mut self.xdp, &base.xdp);
         for i in &mut self.interfaces {
             let Some(b) = base.interfaces.iter().find(|b| b.name == i.name) else {
@@ -284,6 +323,7 @@ impl StatsReport {
             i.tx_packets = i.tx_packets.saturating_sub(b.tx_packets);
             i.tx_bytes = i.tx_bytes.saturating_sub(b.tx_bytes);
             sub_map(&mut i.xsk, &b.xsk);
+            sub_map(&mut i.drops, &b.drops);
         }
         for w in &mut self.workers {
             let Some(b) = base.workers.iter().find(|b| b.id == w.id) else {
@@ -295,6 +335,7 @@ impl StatsReport {
             w.busy_ns = w.busy_ns.saturating_sub(b.busy_ns);
             w.run_ns = w.run_ns.saturating_sub(b.run_ns);
             w.tx_kicks = w.tx_kicks.saturating_sub(b.tx_kicks);
+            sub_map(&mut w.drops, &b.drops);
             for (p, bp) in w.ports.iter_mut().zip(&b.ports) {
                 p.rx_packets = p.rx_packets.saturating_sub(bp.rx_packets);
                 p.rx_bytes = p.rx_bytes.saturating_sub(bp.rx_bytes);
@@ -486,9 +527,14 @@ mod tests {
         let e = ErrorsReport::from_stats(&stats);
         let mut later = stats.clone();
         later.drops.insert("ttl_expired".into(), 10);
-        later.subtract(&stats);
+        later.events.insert("icmp_tx_time_exceeded".into(), 3);
+        let mut base = stats.clone();
+        base.events.insert("icmp_tx_time_exceeded".into(), 1);
+        later.subtract(&base);
         assert_eq!(later.drops["ttl_expired"], 6);
+        assert_eq!(later.events["icmp_tx_time_exceeded"], 2);
         assert_eq!(e.errors.len(), DropReason::COUNT);
+        assert_eq!(e.events.len(), Event::COUNT);
         let text = e.render(false);
         assert!(text.contains("ttl_expired"), "{text}");
         assert!(!text.contains("no_route"), "{text}");

@@ -209,6 +209,8 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
             idle: cfg.idle,
             busy_poll: cfg.busy_poll,
             pending: cfg.pending,
+            forward: cfg.forward_config(),
+            workers: cfg.cpus.len(),
             stop: stop_workers.clone(),
             trace: tracer.clone(),
             live: live.clone(),
@@ -772,6 +774,24 @@ impl Instance {
                 )
             })
             .collect();
+        let events = crate::drop::Event::ALL
+            .iter()
+            .map(|e| {
+                (
+                    e.name().to_owned(),
+                    workers.iter().map(|w| w.events[*e as usize].get()).sum(),
+                )
+            })
+            .collect();
+        let nonzero = |counts: &dyn Fn(DropReason) -> u64| {
+            DropReason::ALL
+                .iter()
+                .filter_map(|r| {
+                    let n = counts(*r);
+                    (n > 0).then(|| (r.name().to_owned(), n))
+                })
+                .collect::<std::collections::BTreeMap<String, u64>>()
+        };
         let interfaces = fib
             .ports
             .iter()
@@ -795,6 +815,13 @@ impl Instance {
                     xdp_mode: self.xdp_modes[i].clone(),
                     zero_copy: self.zero_copy[i],
                     xsk,
+                    drops: nonzero(&|r| {
+                        workers
+                            .iter()
+                            .filter_map(|w| w.ports.get(i))
+                            .map(|p| p.drops[r as usize].get())
+                            .sum()
+                    }),
                 }
             })
             .collect();
@@ -829,6 +856,7 @@ impl Instance {
                                 .unwrap_or_default(),
                         })
                         .collect(),
+                    drops: nonzero(&|r| w.drops[r as usize].get()),
                     ..WorkerReport::default()
                 }
             })
@@ -842,6 +870,7 @@ impl Instance {
             uptime_s: self.started.elapsed().as_secs_f64(),
             forwarded: workers.iter().map(|w| w.forwarded.get()).sum(),
             drops,
+            events,
             interfaces,
             workers: workers_report,
             xdp,

@@ -91,6 +91,8 @@ pub enum FibEntry {
     Prohibit,
     /// Unicast route out of an interface xfwd does not drive.
     NotManaged,
+    /// The directed broadcast address of a connected subnet (RFC 1812 §5.3.5.2).
+    Broadcast,
 }
 
 /// The kernel route types the FIB distinguishes (`RTN_*`).
@@ -128,6 +130,8 @@ pub struct RouteInput {
     pub kind: RouteType,
     /// Next hops (unicast routes). Multipath routes use their first usable next hop.
     pub nexthops: Vec<RouteNextHop>,
+    /// The route's `mtu` metric (`RTAX_MTU`), 0 when it has none.
+    pub mtu: u32,
 }
 
 /// A neighbour (ARP) entry, as the kernel gives it.
@@ -152,6 +156,10 @@ pub struct NeighInput {
 pub struct RouteTable {
     lpm: Lpm,
     entries: Vec<FibEntry>,
+    /// The route's `mtu` metric per entry (`RTAX_MTU`), 0 = the device's.
+    mtus: Vec<u32>,
+    /// Some entry has an `mtu` metric.
+    any_mtu: bool,
     nexthops: Vec<NextHopKey>,
 }
 
@@ -202,6 +210,108 @@ pub struct AdjTable {
     hosts: FastMap<u64, Adj>,
 }
 
+/// One of the router's IPv4 addresses on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAddr {
+    /// The address, host order.
+    pub addr: u32,
+    /// Prefix length of its subnet.
+    pub prefix_len: u8,
+    /// `IFA_F_SECONDARY`: never chosen as a source (Linux `inet_select_addr`).
+    pub secondary: bool,
+}
+
+/// The router's own addresses: per port (to pick the source of ICMP errors and record-route
+/// entries) and all of them (martian source check).
+#[derive(Debug, Default, Clone)]
+pub struct IfAddrs {
+    /// Index = port id, in the kernel's order.
+    pub ports: Vec<Vec<PortAddr>>,
+    /// Every local IPv4 address of the namespace, host order, sorted.
+    pub local: Vec<u32>,
+    /// The directed broadcast addresses of the namespace's subnets, host order, sorted.
+    pub bcast: Vec<u32>,
+    /// One bit per [`filter_bit`] of every local and broadcast address: a one-instruction
+    /// "certainly not special" test for the forwarding fast path.
+    filter: u64,
+}
+
+/// The bit of an address in [`IfAddrs`]' filter.
+#[inline(always)]
+const fn filter_bit(addr: u32) -> u64 {
+    1 << (addr.wrapping_mul(0x9e37_79b1) >> 26)
+}
+
+impl IfAddrs {
+    /// The addresses of each port, every local address and every directed broadcast address
+    /// (host order; the lists are sorted here).
+    pub fn new(ports: Vec<Vec<PortAddr>>, mut local: Vec<u32>, mut bcast: Vec<u32>) -> Self {
+        local.sort_unstable();
+        local.dedup();
+        bcast.sort_unstable();
+        bcast.dedup();
+        let filter = local
+            .iter()
+            .chain(bcast.iter())
+            .fold(0, |f, a| f | filter_bit(*a));
+        IfAddrs {
+            ports,
+            local,
+            bcast,
+            filter,
+        }
+    }
+
+    /// Whether `addr` may be local or a directed broadcast (no false negatives): the fast-path
+    /// test; [`Self::is_local`] and [`Self::is_bcast`] say which.
+    #[inline(always)]
+    pub fn maybe_special(&self, addr: u32) -> bool {
+        self.filter & filter_bit(addr) != 0
+    }
+}
+
+impl IfAddrs {
+    /// Linux `inet_select_addr(dev, dst, scope)`: the first primary address of `port` whose
+    /// subnet holds `dst`, else the first primary address; `None` when the port has none.
+    pub fn select(&self, port: PortId, dst: u32) -> Option<u32> {
+        let addrs = self.ports.get(usize::from(port))?;
+        let mut first = None;
+        for a in addrs.iter().filter(|a| !a.secondary) {
+            let mask = if a.prefix_len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(a.prefix_len.min(32)))
+            };
+            if dst != 0 && (dst ^ a.addr) & mask == 0 {
+                return Some(a.addr);
+            }
+            first.get_or_insert(a.addr);
+        }
+        first
+    }
+
+    /// Whether `addr` (host order) is one of the router's own addresses.
+    #[inline]
+    pub fn is_local(&self, addr: u32) -> bool {
+        contains(&self.local, addr)
+    }
+
+    /// Whether `addr` (host order) is a directed broadcast address of a local subnet.
+    #[inline]
+    pub fn is_bcast(&self, addr: u32) -> bool {
+        contains(&self.bcast, addr)
+    }
+}
+
+#[inline]
+fn contains(sorted: &[u32], addr: u32) -> bool {
+    if sorted.len() <= 8 {
+        sorted.contains(&addr)
+    } else {
+        sorted.binary_search(&addr).is_ok()
+    }
+}
+
 /// One immutable forwarding snapshot. Workers hold an `Arc<Fib>` for one batch at a time.
 #[derive(Debug, Default)]
 pub struct Fib {
@@ -213,6 +323,8 @@ pub struct Fib {
     pub ports: Arc<[PortInfo]>,
     /// Incremented on every publish; workers compare it to notice a new snapshot.
     pub generation: u64,
+    /// The router's own addresses.
+    pub addrs: Arc<IfAddrs>,
 }
 
 /// Where a looked-up packet goes.
@@ -242,14 +354,27 @@ impl RouteTable {
         local: impl IntoIterator<Item = Ipv4Addr>,
         ports: &[PortInfo],
     ) -> Self {
+        Self::build_with_broadcasts(routes, local, std::iter::empty(), ports)
+    }
+
+    /// [`Self::build`], plus the directed broadcast addresses of connected subnets (host routes
+    /// of type [`FibEntry::Broadcast`], Linux's `RTN_BROADCAST` routes of the local table).
+    pub fn build_with_broadcasts(
+        routes: impl IntoIterator<Item = RouteInput>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+        broadcasts: impl IntoIterator<Item = Ipv4Addr>,
+        ports: &[PortInfo],
+    ) -> Self {
         let mut t = RouteTable::default();
-        let mut entry_ids: std::collections::HashMap<FibEntry, u32> = Default::default();
+        let mut entry_ids: std::collections::HashMap<(FibEntry, u32), u32> = Default::default();
         let mut nh_ids: FastMap<u64, u32> = FastMap::default();
         let mut prefixes: Vec<(u32, u8, u32)> = Vec::new();
         let port_of = |ifindex: u32| ports.iter().position(|p| p.ifindex == ifindex);
-        let mut intern = |t: &mut RouteTable, e: FibEntry| -> u32 {
-            *entry_ids.entry(e).or_insert_with(|| {
+        let mut intern = |t: &mut RouteTable, e: FibEntry, mtu: u32| -> u32 {
+            *entry_ids.entry((e, mtu)).or_insert_with(|| {
                 t.entries.push(e);
+                t.mtus.push(mtu);
+                t.any_mtu |= mtu != 0;
                 (t.entries.len() - 1) as u32
             })
         };
@@ -285,10 +410,12 @@ impl RouteTable {
                     },
                 },
             };
-            let id = intern(&mut t, entry);
+            let id = intern(&mut t, entry, r.mtu);
             prefixes.push((r.dst.to_bits(), r.len, id));
         }
-        let local_id = intern(&mut t, FibEntry::Local);
+        let bcast_id = intern(&mut t, FibEntry::Broadcast, 0);
+        prefixes.extend(broadcasts.into_iter().map(|a| (a.to_bits(), 32, bcast_id)));
+        let local_id = intern(&mut t, FibEntry::Local, 0);
         prefixes.extend(local.into_iter().map(|a| (a.to_bits(), 32, local_id)));
         t.lpm = Lpm::build(prefixes);
         t
@@ -309,6 +436,19 @@ impl RouteTable {
     #[inline]
     pub fn entry(&self, id: u32) -> Option<FibEntry> {
         self.entries.get(id as usize).copied()
+    }
+
+    /// The forwarding MTU of entry `id` given the egress device's `dev_mtu`: the route's `mtu`
+    /// metric when it has one (Linux `ip_dst_mtu_maybe_forward`), never above the device's.
+    #[inline]
+    pub fn mtu(&self, id: u32, dev_mtu: u32) -> u32 {
+        if !self.any_mtu {
+            return dev_mtu;
+        }
+        match self.mtus.get(id as usize) {
+            Some(&m) if m != 0 => m.min(dev_mtu),
+            _ => dev_mtu,
+        }
     }
 
     /// The gateway next hops routes point at, index = `FibEntry::Gateway::nh`.
@@ -428,6 +568,7 @@ impl Fib {
             Some(FibEntry::Unreachable) => return Verdict::Drop(DropReason::RouteUnreachable),
             Some(FibEntry::Prohibit) => return Verdict::Drop(DropReason::RouteProhibit),
             Some(FibEntry::NotManaged) => return Verdict::Drop(DropReason::EgressNotManaged),
+            Some(FibEntry::Broadcast) => return Verdict::Drop(DropReason::DirectedBroadcast),
         };
         Verdict::Forward(adj)
     }

@@ -167,7 +167,7 @@ impl<P> Pending<P> {
         generation: u64,
         mut state: impl FnMut(NextHopKey) -> AdjState,
         mut send: impl FnMut(NextHopKey, P),
-        mut drop: impl FnMut(P, DropReason),
+        mut drop: impl FnMut(NextHopKey, P, DropReason),
     ) {
         let timeout = self.limits.timeout;
         let mut released = 0;
@@ -185,7 +185,7 @@ impl<P> Pending<P> {
                 released += e.packets.len();
                 e.packets
                     .drain(..)
-                    .for_each(|p| drop(p, DropReason::NeighFailed));
+                    .for_each(|p| drop(*key, p, DropReason::NeighFailed));
                 return false;
             }
             true
@@ -322,7 +322,7 @@ mod tests {
                 }
             },
             |k, p| sent.push((k, p)),
-            |p, r| dropped.push((p, r)),
+            |_, p, r| dropped.push((p, r)),
         );
         assert_eq!(sent, vec![(A, 1), (A, 2), (A, 3)]);
         assert!(dropped.is_empty());
@@ -333,7 +333,7 @@ mod tests {
             6,
             |_| AdjState::Failed,
             |k, p| sent.push((k, p)),
-            |p, r| dropped.push((p, r)),
+            |_, p, r| dropped.push((p, r)),
         );
         assert_eq!(dropped, vec![(10, DropReason::NeighFailed)]);
         assert!(q.is_empty());
@@ -345,7 +345,7 @@ mod tests {
             7,
             |_| AdjState::Incomplete,
             |k, p| sent.push((k, p)),
-            |p, r| dropped.push((p, r)),
+            |_, p, r| dropped.push((p, r)),
         );
         assert_eq!(dropped.last(), Some(&(11, DropReason::NeighFailed)));
         assert!(q.is_empty());

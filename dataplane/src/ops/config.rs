@@ -21,7 +21,9 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use toml::Value;
 
-use crate::control::config::{BindMode, IdleMode, RunConfig, XdpMode, parse_cpu_list};
+use crate::control::config::{
+    BindMode, IdleMode, Martians, RpFilter, RunConfig, XdpMode, parse_cpu_list,
+};
 
 /// Where the configuration file is looked for when `-c` is not given.
 pub const DEFAULT_PATH: &str = "/etc/xfwd/xfwd.toml";
@@ -285,6 +287,122 @@ pub const KEYS: &[Key] = &[
               unreachable); at least 100.",
         set: |s, v| {
             s.run.pending.timeout = Duration::from_millis(int(v, 100, 600_000)? as u64);
+            Ok(())
+        },
+    },
+    Key {
+        name: "forwarding.rp_filter",
+        ty: "string",
+        default: "\"off\"",
+        live: false,
+        flag: Some("--rp-filter"),
+        doc: "Reverse-path filter, Linux `rp_filter` semantics (`fib_validate_source`): `off` \
+              (a fresh Linux namespace), `strict` (RFC 3704: the route back to the source \
+              leaves by the ingress interface), `loose` (some unicast route back exists).",
+        set: |s, v| {
+            s.run.rp_filter = value_enum::<RpFilter>(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "forwarding.martians",
+        ty: "string",
+        default: "\"rfc1812\"",
+        live: false,
+        flag: Some("--martians"),
+        doc: "Which addresses are never forwarded: `rfc1812` (also class E and 169.254/16, \
+              as sources and destinations) or `linux` (Linux `ip_route_input_slow`'s set).",
+        set: |s, v| {
+            s.run.martians = value_enum::<Martians>(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "forwarding.accept_source_route",
+        ty: "boolean",
+        default: "false",
+        live: false,
+        flag: Some("--accept-source-route"),
+        doc: "Forward source-routed packets (Linux `accept_source_route`); dropped as \
+              `ip4_source_route` otherwise.",
+        set: |s, v| {
+            s.run.accept_source_route = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "icmp.enabled",
+        ty: "boolean",
+        default: "true",
+        live: false,
+        flag: Some("--no-icmp-errors"),
+        doc: "Send ICMP errors (time exceeded, destination unreachable, fragmentation needed, \
+              parameter problem); `false` drops silently (still counted).",
+        set: |s, v| {
+            s.run.icmp.enabled = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "icmp.use_inbound_ifaddr",
+        ty: "boolean",
+        default: "false",
+        live: false,
+        flag: Some("--icmp-errors-use-inbound-ifaddr"),
+        doc: "Source ICMP errors from the interface the packet came in on (Linux \
+              `icmp_errors_use_inbound_ifaddr`) instead of the route back to the sender.",
+        set: |s, v| {
+            s.run.icmp.use_inbound_ifaddr = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "icmp.ratelimit_ms",
+        ty: "integer",
+        default: "1000",
+        live: false,
+        flag: Some("--icmp-ratelimit"),
+        doc: "Per-destination interval between rate-limited ICMP errors in ms (Linux \
+              `icmp_ratelimit`); 0 = no per-destination limit.",
+        set: |s, v| {
+            s.run.icmp.ratelimit_ms = int(v, 0, 3_600_000)? as u32;
+            Ok(())
+        },
+    },
+    Key {
+        name: "icmp.ratemask",
+        ty: "integer",
+        default: "0x1818",
+        live: false,
+        flag: Some("--icmp-ratemask"),
+        doc: "ICMP types rate limited per destination, bit t = type t (Linux `icmp_ratemask`; \
+              0x1818 = unreachable, source quench, time exceeded, parameter problem).",
+        set: |s, v| {
+            s.run.icmp.ratemask = int(v, 0, i64::from(u32::MAX))? as u32;
+            Ok(())
+        },
+    },
+    Key {
+        name: "icmp.msgs_per_sec",
+        ty: "integer",
+        default: "1000",
+        live: false,
+        flag: Some("--icmp-msgs-per-sec"),
+        doc: "Global ICMP error rate (Linux `icmp_msgs_per_sec`), split between the workers.",
+        set: |s, v| {
+            s.run.icmp.msgs_per_sec = int(v, 0, 1_000_000_000)? as u32;
+            Ok(())
+        },
+    },
+    Key {
+        name: "icmp.msgs_burst",
+        ty: "integer",
+        default: "50",
+        live: false,
+        flag: Some("--icmp-msgs-burst"),
+        doc: "Global ICMP error burst (Linux `icmp_msgs_burst`).",
+        set: |s, v| {
+            s.run.icmp.msgs_burst = int(v, 0, 1_000_000_000)? as u32;
             Ok(())
         },
     },

@@ -298,6 +298,14 @@ pub fn render(s: &StatsReport) -> String {
         o.sample("xfwd_drops_total", &[("reason", reason)], v);
     }
     o.family(
+        "xfwd_events_total",
+        "counter",
+        "Pipeline events: ICMP errors sent by type, suppressed or rate limited; fragmentation.",
+    );
+    for (event, v) in &s.events {
+        o.sample("xfwd_events_total", &[("event", event)], v);
+    }
+    o.family(
         "xfwd_xdp_verdicts_total",
         "counter",
         "Verdicts of the XDP steering program, summed over CPUs.",
@@ -390,6 +398,7 @@ mod tests {
             ..StatsReport::default()
         };
         s.drops.insert("no_route".into(), 3);
+        s.events.insert("icmp_tx_net_unreachable".into(), 2);
         s.interfaces.push(InterfaceReport {
             name: "p\"0".into(),
             rx_packets: 5,
@@ -410,7 +419,8 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("xfwd_drops_total{reason=\"no_route\"} 3\n"),
+            text.contains("xfwd_drops_total{reason=\"no_route\"} 3\n")
+                && text.contains("xfwd_events_total{event=\"icmp_tx_net_unreachable\"} 2\n"),
             "{text}"
         );
         assert!(text.contains("xfwd_interface_rx_packets_total{interface=\"p\\\"0\"} 5\n"));

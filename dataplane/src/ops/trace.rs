@@ -107,7 +107,11 @@ impl Tracer {
     /// Offers one packet; kept if it matches the filter and the budget is not spent.
     pub fn offer(&self, worker: usize, ingress: PortId, before: &[u8], after: &[u8], o: Outcome) {
         let filter = self.filter.load(Ordering::Relaxed);
-        if filter != ANY && !matches!(o, Outcome::Drop(r) if r as u32 == filter) {
+        let dropped_for = match o {
+            Outcome::Drop(r) | Outcome::Icmp { reason: r, .. } => Some(r as u32),
+            _ => None,
+        };
+        if filter != ANY && dropped_for != Some(filter) {
             return;
         }
         if self
@@ -127,6 +131,18 @@ impl Tracer {
                 Some(std::net::Ipv4Addr::from_bits(k.ip).to_string()),
             ),
             Outcome::Drop(r) => ("dropped", None, Some(r.name().to_owned()), None),
+            Outcome::Icmp { reason, key, .. } => (
+                "dropped_icmp_error_sent",
+                Some(key.port),
+                Some(reason.name().to_owned()),
+                Some(std::net::Ipv4Addr::from_bits(key.ip).to_string()),
+            ),
+            Outcome::Fragment { key, .. } => (
+                "fragmented",
+                Some(key.port),
+                None,
+                Some(std::net::Ipv4Addr::from_bits(key.ip).to_string()),
+            ),
         };
         let time_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -257,14 +273,21 @@ impl TraceReport {
         };
         for (i, r) in self.records.iter().enumerate() {
             let n = i + 1;
+            let desc = |reason: &str| {
+                DropReason::ALL
+                    .iter()
+                    .find(|d| d.name() == reason)
+                    .map_or("", |d| d.description())
+            };
             let verdict = match (r.verdict.as_str(), r.egress, &r.reason, &r.next_hop) {
+                ("dropped_icmp_error_sent", Some(q), Some(reason), _) => format!(
+                    "dropped: {reason} ({}); ICMP error to the sender via {}",
+                    desc(reason),
+                    iface(q)
+                ),
                 (_, Some(q), _, _) => format!("{} to {}", r.verdict, iface(q)),
                 ("dropped", _, Some(reason), _) => {
-                    let desc = DropReason::ALL
-                        .iter()
-                        .find(|d| d.name() == reason)
-                        .map_or("", |d| d.description());
-                    format!("dropped: {reason} ({desc})")
+                    format!("dropped: {reason} ({})", desc(reason))
                 }
                 ("held", _, _, Some(nh)) => format!("held: waiting for next hop {nh} to resolve"),
                 (v, ..) => v.to_owned(),
@@ -321,6 +344,9 @@ impl TraceReport {
                     .map_or("?", String::as_str)
             };
             let what = match (&r.reason, r.egress, &r.next_hop) {
+                (Some(reason), Some(q), _) => {
+                    format!("dropped: {reason}; ICMP error via {}", name(q))
+                }
                 (Some(reason), ..) => format!("dropped: {reason}"),
                 (_, Some(q), _) => format!("{} to {}", r.verdict, name(q)),
                 (_, _, Some(nh)) => format!("held for {nh}"),
