@@ -20,6 +20,8 @@ pub mod neigh;
 /// Pipeline stages, named after the Linux path: `eth_input`, `ip4_input`, `ip4_lookup`,
 /// `ip4_forward`, `ip4_rewrite`.
 pub mod node;
+/// Running as a service: configuration file, metrics, systemd notification, reload.
+pub mod ops;
 /// The capabilities xfwd needs, checked up front.
 pub mod privileges;
 /// Per-worker counters, written by one worker and summed on read.

@@ -91,6 +91,121 @@ pub fn check() -> Result<()> {
     )
 }
 
+/// What the running instance still needs once sockets are bound, programs attached and workers
+/// about to start.
+pub const KEPT_AFTER_SETUP: &[Cap] = &[
+    Cap {
+        bit: 12,
+        name: "CAP_NET_ADMIN",
+        why: "ask the kernel to resolve neighbours (RTM_NEWNEIGH) and detach XDP on exit",
+    },
+    Cap {
+        bit: 39,
+        name: "CAP_BPF",
+        why: "update the XDP maps (local addresses, sockets); kernels before 6.5 with \
+              unprivileged BPF disabled check it on every bpf() call",
+    },
+];
+
+/// Names of the capabilities set in `bits`.
+fn names(bits: u64) -> Vec<String> {
+    (0..64)
+        .filter(|b| bits & (1u64 << b) != 0)
+        .map(
+            |b| match NEEDED.iter().chain(KEPT_AFTER_SETUP).find(|c| c.bit == b) {
+                Some(c) => c.name.to_owned(),
+                None => cap_name(b),
+            },
+        )
+        .collect()
+}
+
+fn cap_name(bit: u32) -> String {
+    const NAMES: [&str; 41] = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_DAC_READ_SEARCH",
+        "CAP_FOWNER",
+        "CAP_FSETID",
+        "CAP_KILL",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETPCAP",
+        "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_NET_BROADCAST",
+        "CAP_NET_ADMIN",
+        "CAP_NET_RAW",
+        "CAP_IPC_LOCK",
+        "CAP_IPC_OWNER",
+        "CAP_SYS_MODULE",
+        "CAP_SYS_RAWIO",
+        "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE",
+        "CAP_SYS_PACCT",
+        "CAP_SYS_ADMIN",
+        "CAP_SYS_BOOT",
+        "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE",
+        "CAP_SYS_TIME",
+        "CAP_SYS_TTY_CONFIG",
+        "CAP_MKNOD",
+        "CAP_LEASE",
+        "CAP_AUDIT_WRITE",
+        "CAP_AUDIT_CONTROL",
+        "CAP_SETFCAP",
+        "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN",
+        "CAP_SYSLOG",
+        "CAP_WAKE_ALARM",
+        "CAP_BLOCK_SUSPEND",
+        "CAP_AUDIT_READ",
+        "CAP_PERFMON",
+        "CAP_BPF",
+        "CAP_CHECKPOINT_RESTORE",
+    ];
+    NAMES
+        .get(bit as usize)
+        .map_or_else(|| format!("cap_{bit}"), |n| (*n).to_owned())
+}
+
+/// Drops every capability of the calling thread except [`KEPT_AFTER_SETUP`] (effective,
+/// permitted and inheritable sets; the ambient set follows the permitted one). Threads created
+/// afterwards inherit the reduced sets, so calling this on the main thread before the workers,
+/// control-socket and metrics threads start covers the whole process. Returns the names kept.
+///
+/// `CAP_SYS_ADMIN` stands in for `CAP_BPF` on kernels before 5.8, so it is kept when `CAP_BPF`
+/// is not known there.
+///
+/// # Errors
+///
+/// When `capset(2)` fails.
+pub fn drop_after_setup() -> Result<Vec<String>> {
+    use rustix::thread::{CapabilitySet, CapabilitySets, capabilities, set_capabilities};
+    let cur = capabilities(None)?;
+    let mut keep = KEPT_AFTER_SETUP.iter().fold(0u64, |a, c| a | 1 << c.bit);
+    if cur.permitted.bits() & (1 << 39) == 0 {
+        keep |= 1 << CAP_SYS_ADMIN;
+    }
+    let kept = cur.permitted.bits() & keep;
+    let set = CapabilitySet::from_bits_retain(kept);
+    set_capabilities(
+        None,
+        CapabilitySets {
+            effective: set,
+            permitted: set,
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    let dropped = cur.permitted.bits() & !kept;
+    tracing::info!(
+        "privileges: keeping {}; dropped {} capabilities",
+        names(kept).join(", "),
+        dropped.count_ones()
+    );
+    Ok(names(kept))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

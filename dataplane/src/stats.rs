@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crossbeam_utils::CachePadded;
 
-use crate::drop::DropReason;
+use crate::drop::{DropReason, Event};
 
 /// A counter with a single writer.
 #[derive(Debug, Default)]
@@ -41,7 +41,7 @@ impl Counter {
 }
 
 /// Per-port counters of one worker.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PortCounters {
     /// Frames received from this port's AF_XDP socket.
     pub rx_packets: Counter,
@@ -51,6 +51,21 @@ pub struct PortCounters {
     pub tx_packets: Counter,
     /// Bytes placed on the TX ring.
     pub tx_bytes: Counter,
+    /// Drops by reason, attributed to the ingress interface (TX ring full and neighbour
+    /// failures: to the egress interface).
+    pub drops: [Counter; DropReason::COUNT],
+}
+
+impl Default for PortCounters {
+    fn default() -> Self {
+        PortCounters {
+            rx_packets: Counter::default(),
+            rx_bytes: Counter::default(),
+            tx_packets: Counter::default(),
+            tx_bytes: Counter::default(),
+            drops: std::array::from_fn(|_| Counter::default()),
+        }
+    }
 }
 
 /// One worker's published counters.
@@ -60,6 +75,8 @@ pub struct WorkerStats {
     pub forwarded: Counter,
     /// Drops by reason, index = `DropReason as usize`.
     pub drops: [Counter; DropReason::COUNT],
+    /// Events (ICMP errors sent or held back, fragmentation), index = `Event as usize`.
+    pub events: [Counter; Event::COUNT],
     /// Per port, index = port id.
     pub ports: Box<[PortCounters]>,
     /// RX batches that carried at least one packet.
@@ -82,6 +99,7 @@ impl WorkerStats {
         CachePadded::new(WorkerStats {
             forwarded: Counter::default(),
             drops: std::array::from_fn(|_| Counter::default()),
+            events: std::array::from_fn(|_| Counter::default()),
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
             batches: Counter::default(),
             loops: Counter::default(),
@@ -104,6 +122,11 @@ pub struct LocalStats {
     drops_dirty: u64,
     /// Per port: rx packets, rx bytes, tx packets, tx bytes.
     pub ports: Box<[[u64; 4]]>,
+    /// Per port drops by reason, and which ports have any.
+    port_drops: Box<[[u64; DropReason::COUNT]]>,
+    port_drops_dirty: u64,
+    /// Events.
+    pub events: [u64; Event::COUNT],
     /// Batches with packets.
     pub batches: u64,
     /// TX kicks.
@@ -120,6 +143,9 @@ impl LocalStats {
             drops: [0; DropReason::COUNT],
             drops_dirty: 0,
             ports: vec![[0; 4]; ports].into_boxed_slice(),
+            port_drops: vec![[0; DropReason::COUNT]; ports].into_boxed_slice(),
+            port_drops_dirty: 0,
+            events: [0; Event::COUNT],
             batches: 0,
             tx_kicks: 0,
         }
@@ -132,8 +158,42 @@ impl LocalStats {
         self.drops_dirty |= 1 << reason as u32;
     }
 
+    /// Counts one drop of a packet that came in (or was to go out) on `port`.
+    #[inline]
+    pub fn drop_at(&mut self, port: usize, reason: DropReason) {
+        self.drop(reason);
+        if let Some(p) = self.port_drops.get_mut(port) {
+            p[reason as usize] += 1;
+            self.port_drops_dirty |= 1 << (port as u32 & 63);
+        }
+    }
+
+    /// Adds events counted elsewhere (the pipeline's) and zeroes them there.
+    #[inline]
+    pub fn take_events(&mut self, events: &mut [u64; Event::COUNT]) {
+        for (mine, theirs) in self.events.iter_mut().zip(events.iter_mut()) {
+            *mine += std::mem::take(theirs);
+        }
+    }
+
     /// Adds the counts to `shared` and zeroes them.
     pub fn publish(&mut self, shared: &WorkerStats) {
+        for (e, n) in self.events.iter_mut().enumerate() {
+            if *n != 0 {
+                shared.events[e].add(std::mem::take(n));
+            }
+        }
+        while self.port_drops_dirty != 0 {
+            let p = self.port_drops_dirty.trailing_zeros() as usize;
+            self.port_drops_dirty &= self.port_drops_dirty - 1;
+            if let (Some(local), Some(port)) = (self.port_drops.get_mut(p), shared.ports.get(p)) {
+                for (r, n) in local.iter_mut().enumerate() {
+                    if *n != 0 {
+                        port.drops[r].add(std::mem::take(n));
+                    }
+                }
+            }
+        }
         if self.forwarded != 0 {
             shared.forwarded.add(self.forwarded);
             self.forwarded = 0;

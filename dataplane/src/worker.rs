@@ -28,10 +28,12 @@ use crossbeam_channel::Sender;
 use crossbeam_utils::CachePadded;
 
 use crate::control::config::IdleMode;
-use crate::drop::DropReason;
-use crate::fib::{AdjState, FastMap, Fib, NextHopKey, PortId};
+use crate::drop::{DropReason, Event};
+use crate::fib::{AdjState, FastMap, Fib, L2_LEN, NextHopKey, PortId};
 use crate::neigh::{Parked, Pending, PendingLimits};
-use crate::node::{self, BATCH, Outcome, PacketBatch};
+use crate::node::icmp::{FRAME_ROOM, IcmpError};
+use crate::node::ip4_fragment::Fragmenter;
+use crate::node::{self, BATCH, ForwardConfig, Ip4Ctx, Outcome, PacketBatch};
 use crate::stats::{LocalStats, WorkerStats};
 use crate::xsk::{Frame, Kick, Umem, XskSocket};
 
@@ -67,8 +69,16 @@ pub struct WorkerSetup {
     pub busy_poll: bool,
     /// Limits of the queue of packets awaiting resolution.
     pub pending: PendingLimits,
+    /// Forwarding policy (martians, rp_filter, options, ICMP errors).
+    pub forward: ForwardConfig,
+    /// Number of workers (the global ICMP budget is split between them).
+    pub workers: usize,
     /// Set to stop the loop.
     pub stop: Arc<AtomicBool>,
+    /// Packet tracing (`xfwd trace`): checked once per RX batch.
+    pub trace: Arc<crate::ops::trace::Tracer>,
+    /// Neighbour-queue limits `xfwd reload` can change, read every [`SETTLE_EVERY`].
+    pub live: Arc<crate::ops::live::LiveLimits>,
 }
 
 /// Starts the worker's thread (`xfwd-w{id}`).
@@ -112,6 +122,103 @@ impl PacketBatch for UmemBatch<'_> {
             let _ = f.set_len(len);
         }
     }
+
+    fn set_len(&mut self, i: usize, len: usize) -> bool {
+        self.frames[i].set_len(len).is_ok()
+    }
+}
+
+/// Parks `frame` until `key` resolves, counting what the queue refuses or evicts.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the worker loop's state, passed apart to keep borrows disjoint"
+)]
+fn park(
+    parked: &mut Pending<Frame>,
+    key: NextHopKey,
+    frame: Frame,
+    now: Instant,
+    generation: u64,
+    resolve: &Sender<NextHopKey>,
+    local: &mut LocalStats,
+    free: &mut Vec<Frame>,
+) {
+    match parked.park(key, frame, now, generation) {
+        Parked::Held { request, evicted } => {
+            if request {
+                // Full channel: the control thread is busy; the next packet for this next hop
+                // asks again after the retry interval.
+                let _ = resolve.try_send(key);
+            }
+            if let Some(old) = evicted {
+                local.drop_at(usize::from(key.port), DropReason::NeighQueueFull);
+                free.push(old);
+            }
+        }
+        Parked::Refused(frame, reason) => {
+            local.drop_at(usize::from(key.port), reason);
+            free.push(frame);
+        }
+    }
+}
+
+/// Splits a packet too big for `key`'s port (DF clear, TTL already decremented) into fragments
+/// in frames from `free` (Linux `ip_do_fragment`), and sends or parks them. The original frame
+/// goes back to `free`.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the worker loop's state, passed apart to keep borrows disjoint"
+)]
+#[cold]
+#[inline(never)]
+fn fragment(
+    umem: &Umem,
+    fib: &Fib,
+    key: NextHopKey,
+    mtu: usize,
+    frame: Frame,
+    ingress: usize,
+    free: &mut Vec<Frame>,
+    ports: &mut [Port],
+    parked: &mut Pending<Frame>,
+    now: Instant,
+    resolve: &Sender<NextHopKey>,
+    local: &mut LocalStats,
+) {
+    let data = umem.data(&frame);
+    let ip = &data[L2_LEN..];
+    let fr = Fragmenter::new(ip, mtu);
+    let Some(mut fr) = fr.filter(|f| f.count() <= free.len()) else {
+        local.drop_at(ingress, DropReason::FragNoFrame);
+        free.push(frame);
+        return;
+    };
+    let adj = fib.neighbour(key);
+    let resolved = adj.state == AdjState::Resolved;
+    local.events[Event::Fragmented as usize] += 1;
+    let n = fr.count();
+    for _ in 0..n {
+        let Some(mut f) = free.pop() else { break };
+        let room = (L2_LEN + mtu).min(f.chunk_size() - f.headroom());
+        if f.set_len(room).is_err() {
+            free.push(f);
+            break;
+        }
+        let out = umem.data_mut(&mut f);
+        let Some(len) = fr.next_into(ip, &mut out[L2_LEN..]) else {
+            free.push(f);
+            break;
+        };
+        out[..L2_LEN].copy_from_slice(&adj.l2);
+        let _ = f.set_len(L2_LEN + len);
+        local.events[Event::FragmentsCreated as usize] += 1;
+        if resolved {
+            ports[usize::from(key.port)].tx.push(f);
+        } else {
+            park(parked, key, f, now, fib.generation, resolve, local, free);
+        }
+    }
+    free.push(frame);
 }
 
 /// The loop. Returns when `stop` is set.
@@ -128,7 +235,11 @@ fn run(setup: WorkerSetup) {
         idle,
         busy_poll,
         pending,
+        forward,
+        workers,
         stop,
+        trace,
+        live,
     } = setup;
     if let Some(cpu) = cpu {
         if core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
@@ -156,10 +267,15 @@ fn run(setup: WorkerSetup) {
     let mut parked: Pending<Frame> = Pending::new(pending);
     let mut confirm = Confirm::default();
     let mut rx: Vec<Frame> = Vec::with_capacity(BATCH);
+    // Copies of received frames while a trace runs (allocated only then).
+    let mut traced: Vec<Vec<u8>> = Vec::new();
     let mut out = [Outcome::Drop(DropReason::NoRoute); BATCH];
+    let mut ctx = Ip4Ctx::new(forward, workers, id);
+    let mut reparks: Vec<(NextHopKey, bool, Frame)> = Vec::with_capacity(pending.total);
     let started = Instant::now();
     let mut last_settle = started;
     let mut last_housekeeping = started;
+    let mut last_live = started;
     let mut generation_seen = 0;
     let mut idle_loops = 0u32;
 
@@ -167,6 +283,7 @@ fn run(setup: WorkerSetup) {
         let t0 = Instant::now();
         let fib: &Arc<Fib> = fib_cache.load();
         let mut work = 0usize;
+        ctx.now_ms = t0.duration_since(started).as_millis() as u64;
 
         for p in 0..nports {
             let port = &mut ports[p];
@@ -185,11 +302,21 @@ fn run(setup: WorkerSetup) {
             counts[0] += n as u64;
             counts[1] += rx.iter().map(|f| f.len() as u64).sum::<u64>();
 
+            let tracing = trace.is_armed();
+            if tracing {
+                traced.clear();
+                traced.extend(rx.iter().map(|f| umem.data(f).to_vec()));
+            }
             let mut batch = UmemBatch {
                 umem: &umem,
                 frames: &mut rx,
             };
-            node::ip4_forward_batch(fib, p as PortId, &mut batch, &mut out);
+            node::ip4_forward_batch(fib, &mut ctx, p as PortId, &mut batch, &mut out);
+            if tracing {
+                for ((f, o), before) in rx.iter().zip(out.iter()).zip(&traced) {
+                    trace.offer(id, p as PortId, before, umem.data(f), *o);
+                }
+            }
 
             for (frame, outcome) in rx.drain(..).zip(out.iter()) {
                 match *outcome {
@@ -199,32 +326,68 @@ fn run(setup: WorkerSetup) {
                         confirm.ask(key, t0, &resolve);
                     }
                     Outcome::Drop(reason) => {
-                        local.drop(reason);
+                        local.drop_at(p, reason);
                         free.push(frame);
                     }
                     Outcome::Resolve(key) => {
-                        match parked.park(key, frame, t0, fib.generation) {
-                            Parked::Held { request, evicted } => {
-                                if request {
-                                    // Full channel: the control thread is busy; the next packet
-                                    // for this next hop asks again after the retry interval.
-                                    let _ = resolve.try_send(key);
-                                }
-                                if let Some(old) = evicted {
-                                    local.drop(DropReason::NeighQueueFull);
-                                    free.push(old);
-                                }
-                            }
-                            Parked::Refused(frame, reason) => {
-                                local.drop(reason);
-                                free.push(frame);
-                            }
+                        park(
+                            &mut parked,
+                            key,
+                            frame,
+                            t0,
+                            fib.generation,
+                            &resolve,
+                            &mut local,
+                            &mut free,
+                        );
+                    }
+                    Outcome::Icmp {
+                        reason,
+                        key,
+                        resolved,
+                    } => {
+                        local.drop_at(p, reason);
+                        if resolved {
+                            ports[usize::from(key.port)].tx.push(frame);
+                        } else {
+                            park(
+                                &mut parked,
+                                key,
+                                frame,
+                                t0,
+                                fib.generation,
+                                &resolve,
+                                &mut local,
+                                &mut free,
+                            );
                         }
                     }
+                    Outcome::Fragment { key, mtu } => fragment(
+                        &umem,
+                        fib,
+                        key,
+                        usize::from(mtu),
+                        frame,
+                        p,
+                        &mut free,
+                        &mut ports,
+                        &mut parked,
+                        t0,
+                        &resolve,
+                        &mut local,
+                    ),
                 }
             }
         }
 
+        if t0.duration_since(last_live) >= SETTLE_EVERY {
+            last_live = t0;
+            let (per_nexthop, timeout) = live.get();
+            let cur = parked.limits();
+            if cur.per_nexthop != per_nexthop || cur.timeout != timeout {
+                parked.set_limits(per_nexthop, timeout);
+            }
+        }
         if !confirm.asked.is_empty() && t0.duration_since(last_housekeeping) >= SETTLE_EVERY {
             last_housekeeping = t0;
             confirm.forget_before(t0);
@@ -245,11 +408,41 @@ fn run(setup: WorkerSetup) {
                     node::ip4_rewrite::ip4_rewrite(umem.data_mut(&mut frame), &adj.l2);
                     ports[usize::from(adj.port)].tx.push(frame);
                 },
-                |frame, reason| {
-                    local.drop(reason);
+                |key, mut frame, reason| {
+                    local.drop_at(usize::from(key.port), reason);
+                    // Linux: neighbour failure → ip_link_failure → ICMP host unreachable.
+                    if reason == DropReason::NeighFailed {
+                        let ip_len = frame.len().saturating_sub(L2_LEN);
+                        if ip_len >= 20 && frame.set_len(frame.len().max(FRAME_ROOM)).is_ok() {
+                            let data = umem.data_mut(&mut frame);
+                            let sent =
+                                ctx.icmp_error(fib, None, data, ip_len, IcmpError::HOST_UNREACH);
+                            if let Some(sent) = sent {
+                                let _ = frame.set_len(sent.len);
+                                reparks.push((sent.key, sent.resolved, frame));
+                                return;
+                            }
+                        }
+                    }
                     free.push(frame);
                 },
             );
+            for (key, resolved, frame) in reparks.drain(..) {
+                if resolved {
+                    ports[usize::from(key.port)].tx.push(frame);
+                    continue;
+                }
+                park(
+                    &mut parked,
+                    key,
+                    frame,
+                    t0,
+                    fib.generation,
+                    &resolve,
+                    &mut local,
+                    &mut free,
+                );
+            }
         }
         generation_seen = fib.generation;
 
@@ -257,6 +450,7 @@ fn run(setup: WorkerSetup) {
             work += flush_tx(port, &mut free, &mut local, q);
         }
 
+        local.take_events(&mut ctx.events);
         local.publish(&stats);
         stats.pending.set(parked.len() as u64);
         stats.loops.add(1);
@@ -348,7 +542,7 @@ fn flush_tx(port: &mut Port, free: &mut Vec<Frame>, local: &mut LocalStats, q: u
         dropped = port.tx.len();
         for f in port.tx.drain(..) {
             bytes -= f.len() as u64;
-            local.drop(DropReason::TxRingFull);
+            local.drop_at(q, DropReason::TxRingFull);
             free.push(f);
         }
     }

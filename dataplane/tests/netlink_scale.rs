@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use xfwd::control::mirror::{Change, KernelState};
-use xfwd::control::tables::TableBuilder;
 use xfwd::control::netlink::{KernelEvent, Netlink, NetlinkConfig, Route};
+use xfwd::control::tables::TableBuilder;
 use xfwd_testbed::NetNs;
 
 fn sh(ns: &NetNs, cmd: &str) {
@@ -322,7 +322,10 @@ fn full_table_dump_mirror_and_live_changes() {
     assert!(change.is_empty());
     // The table maintained in place answers as one built from scratch on the final state.
     let fresh = TableBuilder::new(&state, &names).unwrap();
-    let (a, b) = (tables.published().load_full(), fresh.published().load_full());
+    let (a, b) = (
+        tables.published().load_full(),
+        fresh.published().load_full(),
+    );
     let mut x = 0x2545_F491_4F6C_DD1Du64;
     for i in 0..1_000_000u32 {
         x ^= x << 13;

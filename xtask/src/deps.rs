@@ -11,7 +11,7 @@ pub const BUILD: &[&str] = &["clang", "llvm", "libbpf-dev"];
 /// Running the demo topology.
 pub const DEMO: &[&str] = &["iproute2", "ethtool", "iputils-ping"];
 /// The test suite's extra tools.
-pub const TEST: &[&str] = &["tcpdump", "bpftool", "python3-scapy"];
+pub const TEST: &[&str] = &["tcpdump", "bpftool", "python3-scapy", "bird2"];
 
 /// Installs whichever of `pkgs` are not installed yet (one `apt-get install`).
 ///

@@ -54,6 +54,8 @@ pub fn run(args: TestArgs) -> Result<()> {
     )?;
     eprintln!("==> cargo test --doc");
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
+    eprintln!("==> Debian package: build, unpack into a throwaway root, run the installed binary");
+    crate::deb::ci_check()?;
     eprintln!("==> all tests passed");
     Ok(())
 }

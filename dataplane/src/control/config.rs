@@ -6,6 +6,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::neigh::PendingLimits;
+pub use crate::node::icmp::IcmpConfig;
+pub use crate::node::{ForwardConfig, Martians, RpFilter};
 
 /// How the XDP program is attached.
 #[derive(
@@ -72,9 +74,52 @@ pub struct RunConfig {
     pub pending: PendingLimits,
     /// Try huge pages for the UMEM.
     pub huge_pages: bool,
+    /// Reverse-path filter (Linux `rp_filter`).
+    pub rp_filter: RpFilter,
+    /// Which addresses are martians (RFC 1812 or Linux).
+    pub martians: Martians,
+    /// Forward loose source-routed packets (Linux `accept_source_route`).
+    pub accept_source_route: bool,
+    /// ICMP errors (Linux `net.ipv4.icmp_*`).
+    pub icmp: IcmpConfig,
+}
+
+impl Default for RunConfig {
+    /// The defaults of `xfwd run` (no interfaces: those must be given); one worker on the last
+    /// CPU.
+    fn default() -> Self {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        RunConfig {
+            interfaces: Vec::new(),
+            cpus: vec![n - 1],
+            control: PathBuf::from(super::server::DEFAULT_CONTROL),
+            xdp_mode: XdpMode::Auto,
+            bind_mode: BindMode::Auto,
+            frame_size: 4096,
+            ring_size: 2048,
+            idle: IdleMode::Adaptive,
+            busy_poll: false,
+            pending: PendingLimits::default(),
+            huge_pages: false,
+            rp_filter: RpFilter::Off,
+            martians: Martians::Rfc1812,
+            accept_source_route: false,
+            icmp: IcmpConfig::default(),
+        }
+    }
 }
 
 impl RunConfig {
+    /// The forwarding policy the workers apply.
+    pub fn forward_config(&self) -> ForwardConfig {
+        ForwardConfig {
+            rp_filter: self.rp_filter,
+            martians: self.martians,
+            accept_source_route: self.accept_source_route,
+            icmp: self.icmp,
+        }
+    }
+
     /// Frames in each worker's UMEM: enough to fill every ring of every port, plus the pending
     /// budget and two batches of slack.
     ///

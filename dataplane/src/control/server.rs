@@ -29,6 +29,34 @@ pub enum Request {
     Stats,
     /// Drop reasons: [`super::report::ErrorsReport`].
     Errors,
+    /// Per-worker figures: a [`super::report::StatsReport`], rendered as `show runtime`.
+    Runtime,
+    /// Per interface and queue: a [`super::report::StatsReport`], rendered as `show interfaces`.
+    Interfaces,
+    /// The kernel routes xfwd mirrors: [`super::report::RoutesReport`]; `lookup` is a prefix
+    /// (exact match) or an address (longest match, plus xfwd's FIB verdict).
+    Routes {
+        /// `a.b.c.d/len` or `a.b.c.d`.
+        #[serde(default)]
+        lookup: Option<String>,
+    },
+    /// Neighbours on xfwd's interfaces: [`super::report::NeighboursReport`].
+    Neighbours,
+    /// Zero what `show` prints (metrics keep counting).
+    ClearCounters,
+    /// Re-read the configuration: [`crate::ops::config::ReloadOutcome`].
+    Reload,
+    /// Capture what the pipeline does to the next `count` packets (only those dropped for
+    /// `drop_reason` when given), for at most `timeout_ms`: [`crate::ops::trace::TraceReport`].
+    Trace {
+        /// Packets to capture.
+        count: u32,
+        /// Only packets dropped for this reason.
+        #[serde(default)]
+        drop_reason: Option<String>,
+        /// Give up after this long.
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,13 +198,22 @@ fn serve(conn: UnixStream, handler: &dyn Handler) -> Result<()> {
 ///
 /// When nothing listens on `path` (with a hint), or the instance reports an error.
 pub fn request(path: &Path, req: &Request) -> Result<serde_json::Value> {
+    request_timeout(path, req, Duration::from_secs(10))
+}
+
+/// [`request`], waiting up to `timeout` for the answer.
+///
+/// # Errors
+///
+/// As [`request`].
+pub fn request_timeout(path: &Path, req: &Request, timeout: Duration) -> Result<serde_json::Value> {
     let conn = UnixStream::connect(path).with_context(|| {
         format!(
             "cannot reach xfwd on control socket {} (is `xfwd run` running?)",
             path.display()
         )
     })?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    conn.set_read_timeout(Some(timeout))?;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
     (&conn).write_all(&line)?;
@@ -202,7 +239,7 @@ mod tests {
         fn handle(&self, req: &Request) -> Result<serde_json::Value> {
             match req {
                 Request::Stats => Ok(serde_json::json!({"forwarded": 7})),
-                Request::Errors => bail!("no errors today"),
+                _ => bail!("no errors today"),
             }
         }
     }

@@ -11,9 +11,55 @@ use arc_swap::ArcSwap;
 use super::mirror::{Change, KernelState, Resolved};
 use super::netlink::{NextHop, Route, RouteKind};
 use crate::fib::{
-    AdjTable, Fib, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteSet, RouteTable, RouteType,
-    SetOutcome,
+    AdjTable, Fib, IfAddrs, NeighInput, PortAddr, PortInfo, RouteInput, RouteNextHop, RouteSet,
+    RouteTable, RouteType, SetOutcome,
 };
+
+/// `IFA_F_SECONDARY`.
+const IFA_F_SECONDARY: u32 = 0x01;
+
+/// The router's addresses per port and in all, and the directed broadcast addresses of the
+/// connected subnets (`IFA_BROADCAST`, else the all-ones host part for prefixes up to /30: what
+/// the kernel installs as `RTN_BROADCAST` in its local table).
+pub fn if_addrs(state: &KernelState, ports: &[PortInfo]) -> (IfAddrs, Vec<Ipv4Addr>) {
+    let per_port = ports
+        .iter()
+        .map(|p| {
+            state
+                .addrs_of(p.ifindex)
+                .map(|a| PortAddr {
+                    addr: a.local.to_bits(),
+                    prefix_len: a.prefix_len,
+                    secondary: a.flags & IFA_F_SECONDARY != 0,
+                })
+                .collect()
+        })
+        .collect();
+    let mut local: Vec<u32> = state.addrs().map(|a| a.local.to_bits()).collect();
+    local.sort_unstable();
+    local.dedup();
+    let mut bcast: Vec<Ipv4Addr> = state
+        .addrs()
+        .filter_map(|a| {
+            a.broadcast.or_else(|| {
+                (a.prefix_len <= 30 && a.peer.is_none())
+                    .then(|| Ipv4Addr::from_bits(a.local.to_bits() | (u32::MAX >> a.prefix_len)))
+            })
+        })
+        .filter(|b| !b.is_broadcast())
+        .collect();
+    // Linux's own list (`KernelState::local_addrs`: primary subnets' broadcasts) as well.
+    bcast.extend(
+        state
+            .local_addrs()
+            .into_iter()
+            .filter(|a| local.binary_search(&a.to_bits()).is_err()),
+    );
+    bcast.sort_unstable();
+    bcast.dedup();
+    let bits = bcast.iter().map(|b| b.to_bits()).collect();
+    (IfAddrs::new(per_port, local, bits), bcast)
+}
 
 /// The kernel's main routing table (`RT_TABLE_MAIN`).
 pub const MAIN_TABLE: u32 = 254;
@@ -96,6 +142,7 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
         len: r.dst_len,
         kind,
         nexthops: Vec::new(),
+        mtu: r.mtu.unwrap_or(0),
     };
     if kind == RouteType::Unicast {
         match state.resolve(r) {
@@ -148,6 +195,7 @@ pub struct TableBuilder {
     /// succeeds.
     route_set: Option<RouteSet>,
     routes: Arc<RouteTable>,
+    addrs: Arc<IfAddrs>,
     published: Arc<ArcSwap<Fib>>,
     generation: u64,
 }
@@ -165,6 +213,7 @@ impl TableBuilder {
             ports,
             route_set: None,
             routes: Arc::default(),
+            addrs: Arc::default(),
             published: Arc::new(ArcSwap::from_pointee(Fib::default())),
             generation: 0,
         };
@@ -243,8 +292,14 @@ impl TableBuilder {
         let routes_changed =
             change.intersects(Change::LINKS | Change::ADDRS | Change::ROUTES | Change::NEXTHOPS);
         if routes_changed {
-            let local: Vec<Ipv4Addr> = state.local_addrs().into_iter().collect();
-            match RouteSet::build(route_inputs(state), local, &self.ports) {
+            let (addrs, bcast) = if_addrs(state, &self.ports);
+            let local: Vec<Ipv4Addr> = addrs
+                .local
+                .iter()
+                .map(|a| Ipv4Addr::from_bits(*a))
+                .collect();
+            self.addrs = Arc::new(addrs);
+            match RouteSet::build_with_broadcasts(route_inputs(state), local, bcast, &self.ports) {
                 Ok(mut set) => {
                     self.routes = Arc::new(set.snapshot());
                     self.route_set = Some(set);
@@ -266,6 +321,7 @@ impl TableBuilder {
             adj: Arc::new(adj),
             ports: self.ports.clone(),
             generation: self.generation,
+            addrs: self.addrs.clone(),
         };
         tracing::debug!(
             generation = self.generation,

@@ -95,6 +95,8 @@ pub enum FibEntry {
     Prohibit,
     /// Unicast route out of an interface xfwd does not drive.
     NotManaged,
+    /// The directed broadcast address of a connected subnet (RFC 1812 §5.3.5.2).
+    Broadcast,
 }
 
 /// The kernel route types the FIB distinguishes (`RTN_*`).
@@ -132,6 +134,8 @@ pub struct RouteInput {
     pub kind: RouteType,
     /// Next hops (unicast routes). Multipath routes use their first usable next hop.
     pub nexthops: Vec<RouteNextHop>,
+    /// The route's `mtu` metric (`RTAX_MTU`), 0 when it has none.
+    pub mtu: u32,
 }
 
 /// A neighbour (ARP) entry, as the kernel gives it.
@@ -161,6 +165,10 @@ pub struct RouteTable {
     /// until every holder is gone.
     grace: Arc<Grace>,
     entries: Arc<[FibEntry]>,
+    /// The route's `mtu` metric per entry (`RTAX_MTU`), 0 = the device's.
+    mtus: Arc<[u32]>,
+    /// Some entry has an `mtu` metric.
+    any_mtu: bool,
     nexthops: Arc<[NextHopKey]>,
     prefixes: usize,
 }
@@ -212,6 +220,108 @@ pub struct AdjTable {
     hosts: FastMap<u64, Adj>,
 }
 
+/// One of the router's IPv4 addresses on a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortAddr {
+    /// The address, host order.
+    pub addr: u32,
+    /// Prefix length of its subnet.
+    pub prefix_len: u8,
+    /// `IFA_F_SECONDARY`: never chosen as a source (Linux `inet_select_addr`).
+    pub secondary: bool,
+}
+
+/// The router's own addresses: per port (to pick the source of ICMP errors and record-route
+/// entries) and all of them (martian source check).
+#[derive(Debug, Default, Clone)]
+pub struct IfAddrs {
+    /// Index = port id, in the kernel's order.
+    pub ports: Vec<Vec<PortAddr>>,
+    /// Every local IPv4 address of the namespace, host order, sorted.
+    pub local: Vec<u32>,
+    /// The directed broadcast addresses of the namespace's subnets, host order, sorted.
+    pub bcast: Vec<u32>,
+    /// One bit per [`filter_bit`] of every local and broadcast address: a one-instruction
+    /// "certainly not special" test for the forwarding fast path.
+    filter: u64,
+}
+
+/// The bit of an address in [`IfAddrs`]' filter.
+#[inline(always)]
+const fn filter_bit(addr: u32) -> u64 {
+    1 << (addr.wrapping_mul(0x9e37_79b1) >> 26)
+}
+
+impl IfAddrs {
+    /// The addresses of each port, every local address and every directed broadcast address
+    /// (host order; the lists are sorted here).
+    pub fn new(ports: Vec<Vec<PortAddr>>, mut local: Vec<u32>, mut bcast: Vec<u32>) -> Self {
+        local.sort_unstable();
+        local.dedup();
+        bcast.sort_unstable();
+        bcast.dedup();
+        let filter = local
+            .iter()
+            .chain(bcast.iter())
+            .fold(0, |f, a| f | filter_bit(*a));
+        IfAddrs {
+            ports,
+            local,
+            bcast,
+            filter,
+        }
+    }
+
+    /// Whether `addr` may be local or a directed broadcast (no false negatives): the fast-path
+    /// test; [`Self::is_local`] and [`Self::is_bcast`] say which.
+    #[inline(always)]
+    pub fn maybe_special(&self, addr: u32) -> bool {
+        self.filter & filter_bit(addr) != 0
+    }
+}
+
+impl IfAddrs {
+    /// Linux `inet_select_addr(dev, dst, scope)`: the first primary address of `port` whose
+    /// subnet holds `dst`, else the first primary address; `None` when the port has none.
+    pub fn select(&self, port: PortId, dst: u32) -> Option<u32> {
+        let addrs = self.ports.get(usize::from(port))?;
+        let mut first = None;
+        for a in addrs.iter().filter(|a| !a.secondary) {
+            let mask = if a.prefix_len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(a.prefix_len.min(32)))
+            };
+            if dst != 0 && (dst ^ a.addr) & mask == 0 {
+                return Some(a.addr);
+            }
+            first.get_or_insert(a.addr);
+        }
+        first
+    }
+
+    /// Whether `addr` (host order) is one of the router's own addresses.
+    #[inline]
+    pub fn is_local(&self, addr: u32) -> bool {
+        contains(&self.local, addr)
+    }
+
+    /// Whether `addr` (host order) is a directed broadcast address of a local subnet.
+    #[inline]
+    pub fn is_bcast(&self, addr: u32) -> bool {
+        contains(&self.bcast, addr)
+    }
+}
+
+#[inline]
+fn contains(sorted: &[u32], addr: u32) -> bool {
+    if sorted.len() <= 8 {
+        sorted.contains(&addr)
+    } else {
+        sorted.binary_search(&addr).is_ok()
+    }
+}
+
 /// One immutable forwarding snapshot. Workers hold an `Arc<Fib>` for one batch at a time.
 #[derive(Debug, Default)]
 pub struct Fib {
@@ -223,6 +333,8 @@ pub struct Fib {
     pub ports: Arc<[PortInfo]>,
     /// Incremented on every publish; workers compare it to notice a new snapshot.
     pub generation: u64,
+    /// The router's own addresses.
+    pub addrs: Arc<IfAddrs>,
 }
 
 /// Where a looked-up packet goes.
@@ -250,19 +362,25 @@ pub const NO_ROUTE: u32 = dir16::MISS;
 pub struct RouteSet {
     rib: Rib,
     entries: Vec<FibEntry>,
-    entry_ids: std::collections::HashMap<FibEntry, u32>,
+    /// The `mtu` metric of each entry (0: the device's).
+    mtus: Vec<u32>,
+    entry_ids: std::collections::HashMap<(FibEntry, u32), u32>,
     nexthops: Vec<NextHopKey>,
     nh_ids: FastMap<u64, u32>,
     /// Kernel ifindex of each port.
     ifindexes: Vec<u32>,
     /// The router's own addresses: their /32 is `Local` whatever the routes say.
     local: std::collections::HashSet<u32>,
+    /// Directed broadcast addresses of connected subnets (not local): /32 `Broadcast`.
+    broadcasts: Vec<u32>,
+    /// `local` and `broadcasts`: /32s routes never override.
+    special: std::collections::HashSet<u32>,
     /// The entries and next hops as last published (they only grow between full builds).
     shared: Option<Shared>,
 }
 
 /// The entries and next hops a snapshot shares with its successors.
-type Shared = (Arc<[FibEntry]>, Arc<[NextHopKey]>);
+type Shared = (Arc<[FibEntry]>, Arc<[u32]>, Arc<[NextHopKey]>);
 
 /// What [`RouteSet::set`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -286,25 +404,52 @@ impl RouteSet {
         local: impl IntoIterator<Item = Ipv4Addr>,
         ports: &[PortInfo],
     ) -> Result<Self, RibError> {
+        Self::build_with_broadcasts(routes, local, std::iter::empty(), ports)
+    }
+
+    /// [`Self::build`], plus the directed broadcast addresses of connected subnets (host routes
+    /// of type [`FibEntry::Broadcast`], Linux's `RTN_BROADCAST` routes of the local table).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::build`].
+    pub fn build_with_broadcasts(
+        routes: impl IntoIterator<Item = RouteInput>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+        broadcasts: impl IntoIterator<Item = Ipv4Addr>,
+        ports: &[PortInfo],
+    ) -> Result<Self, RibError> {
+        let local: std::collections::HashSet<u32> =
+            local.into_iter().map(Ipv4Addr::to_bits).collect();
+        let broadcasts: Vec<u32> = broadcasts
+            .into_iter()
+            .map(Ipv4Addr::to_bits)
+            .filter(|b| !local.contains(b))
+            .collect();
         let mut t = RouteSet {
             rib: Rib::new()?,
             entries: Vec::new(),
+            mtus: Vec::new(),
             entry_ids: Default::default(),
             nexthops: Vec::new(),
             nh_ids: FastMap::default(),
             ifindexes: ports.iter().map(|p| p.ifindex).collect(),
-            local: local.into_iter().map(Ipv4Addr::to_bits).collect(),
+            special: local.iter().chain(&broadcasts).copied().collect(),
+            local,
+            broadcasts,
             shared: None,
         };
         let mut prefixes: Vec<(u32, u8, u32)> = Vec::new();
         for r in routes {
-            if r.len > 32 || (r.len == 32 && t.local.contains(&r.dst.to_bits())) {
+            if r.len > 32 || (r.len == 32 && t.special.contains(&r.dst.to_bits())) {
                 continue;
             }
             let entry = t.entry_for(&r, true);
-            prefixes.push((r.dst.to_bits(), r.len, t.intern(entry)));
+            prefixes.push((r.dst.to_bits(), r.len, t.intern(entry, r.mtu)));
         }
-        let local_id = t.intern(FibEntry::Local);
+        let bcast_id = t.intern(FibEntry::Broadcast, 0);
+        prefixes.extend(t.broadcasts.iter().map(|&a| (a, 32, bcast_id)));
+        let local_id = t.intern(FibEntry::Local, 0);
         prefixes.extend(t.local.iter().map(|&a| (a, 32, local_id)));
         // Shortest first: each prefix then writes only the slots it owns.
         prefixes.sort_by_key(|r| r.1);
@@ -357,13 +502,14 @@ impl RouteSet {
         self.entry_for_opt(r, add).unwrap_or(FibEntry::Unreachable)
     }
 
-    fn intern(&mut self, e: FibEntry) -> u32 {
-        if let Some(&id) = self.entry_ids.get(&e) {
+    fn intern(&mut self, e: FibEntry, mtu: u32) -> u32 {
+        if let Some(&id) = self.entry_ids.get(&(e, mtu)) {
             return id;
         }
         self.entries.push(e);
+        self.mtus.push(mtu);
         let id = (self.entries.len() - 1) as u32;
-        self.entry_ids.insert(e, id);
+        self.entry_ids.insert((e, mtu), id);
         id
     }
 
@@ -381,7 +527,7 @@ impl RouteSet {
         route: Option<&RouteInput>,
     ) -> Result<SetOutcome, RibError> {
         let p = dst.to_bits();
-        if len > 32 || (len == 32 && self.local.contains(&p)) {
+        if len > 32 || (len == 32 && self.special.contains(&p)) {
             return Ok(SetOutcome::Done);
         }
         let Some(r) = route else {
@@ -391,7 +537,7 @@ impl RouteSet {
         let Some(entry) = self.entry_for_opt(r, false) else {
             return Ok(SetOutcome::NeedsRebuild);
         };
-        let Some(&id) = self.entry_ids.get(&entry) else {
+        let Some(&id) = self.entry_ids.get(&(entry, r.mtu)) else {
             return Ok(SetOutcome::NeedsRebuild);
         };
         if self.rib.get(p, len) != Some(id) {
@@ -404,21 +550,24 @@ impl RouteSet {
     /// still see) and hands out the next one.
     pub fn snapshot(&mut self) -> RouteTable {
         let grace = self.rib.dir().publish_grace();
-        let (entries, nexthops) = match &self.shared {
-            Some((e, n)) if e.len() == self.entries.len() && n.len() == self.nexthops.len() => {
-                (e.clone(), n.clone())
+        let (entries, mtus, nexthops) = match &self.shared {
+            Some((e, m, n)) if e.len() == self.entries.len() && n.len() == self.nexthops.len() => {
+                (e.clone(), m.clone(), n.clone())
             }
             _ => {
                 let e: Arc<[FibEntry]> = self.entries.as_slice().into();
+                let m: Arc<[u32]> = self.mtus.as_slice().into();
                 let n: Arc<[NextHopKey]> = self.nexthops.as_slice().into();
-                self.shared = Some((e.clone(), n.clone()));
-                (e, n)
+                self.shared = Some((e.clone(), m.clone(), n.clone()));
+                (e, m, n)
             }
         };
         RouteTable {
             dir: Some(self.rib.dir().clone()),
             grace,
+            any_mtu: mtus.iter().any(|&m| m != 0),
             entries,
+            mtus,
             nexthops,
             prefixes: self.rib.len(),
         }
@@ -445,6 +594,21 @@ impl RouteTable {
         Ok(RouteSet::build(routes, local, ports)?.snapshot())
     }
 
+    /// [`Self::build`], plus the directed broadcast addresses of connected subnets (see
+    /// [`RouteSet::build_with_broadcasts`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`RouteSet::build`].
+    pub fn build_with_broadcasts(
+        routes: impl IntoIterator<Item = RouteInput>,
+        local: impl IntoIterator<Item = Ipv4Addr>,
+        broadcasts: impl IntoIterator<Item = Ipv4Addr>,
+        ports: &[PortInfo],
+    ) -> Result<Self, RibError> {
+        Ok(RouteSet::build_with_broadcasts(routes, local, broadcasts, ports)?.snapshot())
+    }
+
     /// Entry index for `dst` (host order), or [`NO_ROUTE`].
     #[inline]
     pub fn lookup(&self, dst: u32) -> u32 {
@@ -468,6 +632,19 @@ impl RouteTable {
     #[inline]
     pub fn entry(&self, id: u32) -> Option<FibEntry> {
         self.entries.get(id as usize).copied()
+    }
+
+    /// The forwarding MTU of entry `id` given the egress device's `dev_mtu`: the route's `mtu`
+    /// metric when it has one (Linux `ip_dst_mtu_maybe_forward`), never above the device's.
+    #[inline]
+    pub fn mtu(&self, id: u32, dev_mtu: u32) -> u32 {
+        if !self.any_mtu {
+            return dev_mtu;
+        }
+        match self.mtus.get(id as usize) {
+            Some(&m) if m != 0 => m.min(dev_mtu),
+            _ => dev_mtu,
+        }
     }
 
     /// The gateway next hops routes point at, index = `FibEntry::Gateway::nh`.
@@ -597,6 +774,7 @@ impl Fib {
             Some(FibEntry::Unreachable) => return Verdict::Drop(DropReason::RouteUnreachable),
             Some(FibEntry::Prohibit) => return Verdict::Drop(DropReason::RouteProhibit),
             Some(FibEntry::NotManaged) => return Verdict::Drop(DropReason::EgressNotManaged),
+            Some(FibEntry::Broadcast) => return Verdict::Drop(DropReason::DirectedBroadcast),
         };
         Verdict::Forward(adj)
     }

@@ -93,6 +93,19 @@ impl<P> Pending<P> {
         }
     }
 
+    /// Changes the per-next-hop limit and the timeout (`xfwd reload`); the total budget, which
+    /// sized the UMEM, stays. A queue already longer than a lowered limit is not cut: it stays
+    /// as long (still within the total budget) until it drains.
+    pub fn set_limits(&mut self, per_nexthop: usize, timeout: Duration) {
+        self.limits.per_nexthop = per_nexthop.min(self.limits.total);
+        self.limits.timeout = timeout;
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> PendingLimits {
+        self.limits
+    }
+
     /// Packets held across all next hops.
     pub fn len(&self) -> usize {
         self.held
@@ -154,7 +167,7 @@ impl<P> Pending<P> {
         generation: u64,
         mut state: impl FnMut(NextHopKey) -> AdjState,
         mut send: impl FnMut(NextHopKey, P),
-        mut drop: impl FnMut(P, DropReason),
+        mut drop: impl FnMut(NextHopKey, P, DropReason),
     ) {
         let timeout = self.limits.timeout;
         let mut released = 0;
@@ -172,7 +185,7 @@ impl<P> Pending<P> {
                 released += e.packets.len();
                 e.packets
                     .drain(..)
-                    .for_each(|p| drop(p, DropReason::NeighFailed));
+                    .for_each(|p| drop(*key, p, DropReason::NeighFailed));
                 return false;
             }
             true
@@ -201,6 +214,22 @@ mod tests {
         port: 1,
         ip: 0x0a00_0203,
     };
+
+    #[test]
+    fn set_limits_keeps_the_total_and_caps_the_per_nexthop_limit() {
+        let mut q: Pending<u32> = Pending::new(limits(4, 16));
+        q.set_limits(100, Duration::from_millis(500));
+        assert_eq!(q.limits().per_nexthop, 16);
+        assert_eq!(q.limits().total, 16);
+        assert_eq!(q.limits().timeout, Duration::from_millis(500));
+        q.set_limits(2, Duration::from_secs(1));
+        let key = NextHopKey { port: 0, ip: 1 };
+        let now = Instant::now();
+        for i in 0..3 {
+            let _ = q.park(key, i, now, 0);
+        }
+        assert_eq!(q.len(), 2, "the new limit applies to the next packets");
+    }
 
     fn limits(per: usize, total: usize) -> PendingLimits {
         PendingLimits {
@@ -293,7 +322,7 @@ mod tests {
                 }
             },
             |k, p| sent.push((k, p)),
-            |p, r| dropped.push((p, r)),
+            |_, p, r| dropped.push((p, r)),
         );
         assert_eq!(sent, vec![(A, 1), (A, 2), (A, 3)]);
         assert!(dropped.is_empty());
@@ -304,7 +333,7 @@ mod tests {
             6,
             |_| AdjState::Failed,
             |k, p| sent.push((k, p)),
-            |p, r| dropped.push((p, r)),
+            |_, p, r| dropped.push((p, r)),
         );
         assert_eq!(dropped, vec![(10, DropReason::NeighFailed)]);
         assert!(q.is_empty());
@@ -316,7 +345,7 @@ mod tests {
             7,
             |_| AdjState::Incomplete,
             |k, p| sent.push((k, p)),
-            |p, r| dropped.push((p, r)),
+            |_, p, r| dropped.push((p, r)),
         );
         assert_eq!(dropped.last(), Some(&(11, DropReason::NeighFailed)));
         assert!(q.is_empty());
