@@ -255,7 +255,7 @@ impl Plan {
 }
 
 /// `--route-file`, else the shared data directory next to the workspace.
-fn find_route_file(given: Option<&Path>) -> Result<PathBuf> {
+pub fn find_route_file(given: Option<&Path>) -> Result<PathBuf> {
     let candidates: Vec<PathBuf> = match given {
         Some(p) => vec![p.to_path_buf()],
         None => vec![
@@ -270,9 +270,12 @@ fn find_route_file(given: Option<&Path>) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("no route table at {candidates:?}: pass --route-file PATH"))
 }
 
-/// Reads `PREFIX/LEN ...` lines (gzip if the name ends in .gz), skipping prefixes that overlap
-/// the topology's link subnets (they would take the hosts' own traffic away).
-fn read_routes(path: &Path, topo: &Topology) -> Result<Vec<(u32, u8)>> {
+/// Reads `PREFIX/LEN ...` lines (gzip if the name ends in .gz); other lines are skipped.
+///
+/// # Errors
+///
+/// When the file cannot be read or holds no route.
+pub fn load_route_file(path: &Path) -> Result<Vec<(u32, u8)>> {
     let bytes = if path.extension().is_some_and(|e| e == "gz") {
         let out = std::process::Command::new("gzip")
             .arg("-dc")
@@ -284,28 +287,35 @@ fn read_routes(path: &Path, topo: &Topology) -> Result<Vec<(u32, u8)>> {
     } else {
         std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
     };
-    let links = [topo.iface(End::P0).subnet, topo.iface(End::P1).subnet];
     let mut routes = Vec::new();
     for line in String::from_utf8_lossy(&bytes).lines() {
-        let Some(word) = line.split_whitespace().next() else {
-            continue;
-        };
-        let Some((a, l)) = word.split_once('/') else {
+        let Some((a, l)) = line.split_whitespace().next().and_then(|w| w.split_once('/')) else {
             continue;
         };
         let (Ok(addr), Ok(len)) = (a.parse::<Ipv4Addr>(), l.parse::<u8>()) else {
             continue;
         };
-        let Ok(p) = xfwd_testbed::Prefix::new(addr, len) else {
-            continue;
-        };
-        if links.iter().any(|s| s.overlaps(&p)) {
+        if len > 32 {
             continue;
         }
-        routes.push((u32::from(p.addr()), len));
+        let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+        routes.push((u32::from(addr) & mask, len));
     }
     ensure!(!routes.is_empty(), "no routes in {}", path.display());
     Ok(routes)
+}
+
+/// [`load_route_file`] without the prefixes that overlap the topology's link subnets (they
+/// would take the hosts' own traffic away).
+fn read_routes(path: &Path, topo: &Topology) -> Result<Vec<(u32, u8)>> {
+    let links = [topo.iface(End::P0).subnet, topo.iface(End::P1).subnet];
+    Ok(load_route_file(path)?
+        .into_iter()
+        .filter(|&(a, l)| {
+            xfwd_testbed::Prefix::new(Ipv4Addr::from(a), l)
+                .is_ok_and(|p| !links.iter().any(|s| s.overlaps(&p)))
+        })
+        .collect())
 }
 
 /// Installs `routes` via h2 in the router's kernel (`ip -force -batch -`, `route replace`).

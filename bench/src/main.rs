@@ -15,6 +15,7 @@ mod dpdk;
 mod e2e;
 mod forward;
 mod napi;
+mod pipeline;
 mod procfs;
 mod report;
 mod rfc2544;
@@ -47,6 +48,8 @@ enum Cmd {
     /// RFC 2544 throughput, latency and loss of xfwd, Linux, DPDK l3fwd and dpdk-testpmd on
     /// the same topology, with a Markdown report and SVG plots.
     E2e(e2e::E2eArgs),
+    /// The forwarding pipeline on frames in memory: Mpps per core and ns per packet per stage.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -62,6 +65,15 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
+        Cmd::Pipeline(args) => {
+            let results = pipeline::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                print!("{}", pipeline::render(&results));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::E2e(args) => {
             require_root()?;
             let stop = install_signal_handlers()?;
