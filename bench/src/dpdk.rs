@@ -185,6 +185,11 @@ impl DpdkProc {
         Ok(DpdkProc { daemon })
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.daemon.pid()
+    }
+
     /// l3fwd (LPM) on `cpu`, ports 0 = p0 (towards h1) and 1 = p1 (towards h2), destination
     /// MACs h1's and h2's.
     ///
@@ -267,6 +272,8 @@ impl DpdkProc {
             "net_af_xdp1,iface=p1",
             "--",
             "--forward-mode=io",
+            // The default pool (155 k mbufs) does not fit in --no-huge memory.
+            "--total-num-mbufs=32768",
             "--nb-cores=1",
             "--auto-start",
             // Without a terminal, testpmd only keeps running in its statistics loop.

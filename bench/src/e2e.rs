@@ -34,7 +34,8 @@ use xfwd_ebpf::{
 use xfwd_testbed::{End, Topology};
 
 use crate::dpdk::{self, DpdkProc};
-use crate::forward::{FCS, Interrupted, Stop, XfwdProc, find_xfwd, ifindex, machine};
+use crate::forward::{FCS, Interrupted, RxNapi, Stop, XfwdProc, find_xfwd, ifindex, machine};
+use crate::napi;
 use crate::procfs::{self, CpuShare, CpuTimes};
 use crate::rfc2544::{self, Latency, Load, Outcome, Settings, Trial};
 use crate::summary;
@@ -147,6 +148,17 @@ pub struct E2eArgs {
     /// Extra argument for `xfwd run` (repeatable), e.g. `--xfwd-arg=--busy-poll`.
     #[arg(long, value_name = "ARG", allow_hyphen_values = true)]
     pub xfwd_arg: Vec<String>,
+    /// Where the router's receive path (p0's NAPI) runs: `threaded` pins it to --fwd-cpu, so
+    /// every system's whole router path is on the forwarding CPU (the same core budget);
+    /// `softirq` leaves it on the generator's CPU (veth's default; Linux then forwards there).
+    #[arg(long, value_enum, default_value_t = RxNapi::Threaded)]
+    pub rx_napi: RxNapi,
+    /// Run the generator thread, the router's NAPI thread and the system's forwarding threads
+    /// as SCHED_FIFO at this priority (1..=99; `chrt`), so that other tenants of a shared
+    /// machine cannot preempt them (the kernel's RT throttling still leaves them 5 %).
+    /// 0: normal scheduling.
+    #[arg(long, default_value_t = 0)]
+    pub realtime: u8,
     /// Frames per generator batch (1..=256).
     #[arg(long, default_value_t = 64)]
     pub batch: u32,
@@ -375,6 +387,25 @@ struct Bed<'t> {
     _p0_pass: Option<Sink>,
 }
 
+/// Makes task `tid` (with `all`: every thread of process `tid`) SCHED_FIFO at `prio`; 0
+/// does nothing.
+fn realtime(prio: u8, tid: u32, all: bool) -> Result<()> {
+    if prio == 0 {
+        return Ok(());
+    }
+    let mut cmd = std::process::Command::new("chrt");
+    if all {
+        cmd.arg("-a");
+    }
+    let st = cmd
+        .args(["-f", "-p", &prio.to_string(), &tid.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("chrt (util-linux)")?;
+    ensure!(st.success(), "chrt -f -p {prio} {tid} failed");
+    Ok(())
+}
+
 /// Sends at `load` for `dur` from the calling thread (inside h1's namespace), pinned to `cpu`;
 /// returns frames sent and the time taken.
 fn pace(
@@ -384,11 +415,13 @@ fn pace(
     batch: u32,
     load: Load,
     dur: Duration,
+    rt: u8,
 ) -> Result<(u64, Duration)> {
     ensure!(
         core_affinity::set_for_current(core_affinity::CoreId { id: cpu }),
         "cannot pin the generator thread to CPU {cpu}"
     );
+    realtime(rt, procfs::current_tid()?, false)?;
     let start = Instant::now();
     let mut sent = 0u64;
     loop {
@@ -465,12 +498,13 @@ impl Bed<'_> {
             None
         };
         let c0 = procfs::read_proc_stat()?;
-        let (gen_cpu, batch, dur, h1_if) = (a.gen_cpu, a.batch, plan.trial, self.h1_if);
+        let (gen_cpu, batch, dur, h1_if, rt) =
+            (a.gen_cpu, a.batch, plan.trial, self.h1_if, a.realtime);
         let g = &mut self.generator;
         let (sent, took) = self
             .topo
             .h1()
-            .run(|| pace(g, h1_if, gen_cpu, batch, load, dur))??;
+            .run(|| pace(g, h1_if, gen_cpu, batch, load, dur, rt))??;
         let c1 = procfs::read_proc_stat()?;
         stop.sleep(plan.drain)?;
         let s1 = self.sink.stats()?;
@@ -706,6 +740,16 @@ fn setup<'t>(
         E2eSystem::DpdkTestpmd => {
             dpdk_proc = Some(DpdkProc::testpmd(topo, a.gen_cpu, a.fwd_cpu)?);
         }
+    }
+    if plan.a.rx_napi == RxNapi::Threaded {
+        let pid = napi::thread_and_pin(topo.router(), End::P0.ifname(), a.fwd_cpu)?;
+        realtime(a.realtime, pid, false)?;
+    }
+    if let Some(x) = &xfwd {
+        realtime(a.realtime, x.worker_tid()?, false)?;
+    }
+    if let Some(d) = &dpdk_proc {
+        realtime(a.realtime, d.pid(), true)?;
     }
     if matches!(system, E2eSystem::Xfwd | E2eSystem::Linux) {
         let h2_addr = topo.iface(End::H2).addr;
@@ -963,10 +1007,16 @@ impl E2eReport {
         for sc in &self.scenarios {
             for r in &sc.results {
                 if r.status != "ok" {
+                    let line = r.status.lines().next().unwrap_or_default();
+                    let short: String = line.chars().take(160).collect();
                     let _ = writeln!(
                         s,
-                        "| {} | {} | {} | {} | | | | |",
-                        sc.routes, sc.frame_size, r.system, r.status
+                        "| {} | {} | {} | {}{} | | | | |",
+                        sc.routes,
+                        sc.frame_size,
+                        r.system,
+                        short.replace('|', "/"),
+                        if short.len() < r.status.len() { " (see JSON)" } else { "" }
                     );
                     continue;
                 }
@@ -1229,6 +1279,8 @@ mod tests {
             fwd_cpu: 0,
             xfwd: None,
             xfwd_arg: Vec::new(),
+            rx_napi: RxNapi::Threaded,
+            realtime: 0,
             batch: 64,
             out: None,
             json: false,

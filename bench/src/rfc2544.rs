@@ -2,7 +2,8 @@
 //! how a trial is run: [`search`] drives a `trial` closure and returns what the RFC reports.
 //!
 //! - Throughput: the highest offered rate at which no frame is lost, by binary search between
-//!   0 and the rate the generator reaches flat out, down to a resolution (a share of that rate).
+//!   0 and the rate the generator reaches flat out, down to a resolution (a share of the upper
+//!   bound).
 //!   A first trial flat out gives the overload capacity (`max`) and the upper bound; if it
 //!   loses nothing the system is faster than the generator and the throughput is that rate
 //!   (reported as generator-bound).
@@ -77,7 +78,7 @@ pub enum Load {
 /// Search settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Settings {
-    /// Stop when the bounds are closer than this share of the flat-out rate (e.g. 0.01).
+    /// Stop when the bounds are closer than this share of the upper bound (e.g. 0.01).
     pub resolution: f64,
     /// Most search trials after the flat-out one.
     pub max_trials: u32,
@@ -140,7 +141,7 @@ pub fn search<E>(
         let mut rate = overload.delivered_pps.clamp(top * 0.01, top);
         let mut best: Option<f64> = None;
         for n in 0..s.max_trials {
-            if hi - lo <= s.resolution * top {
+            if hi - lo <= s.resolution * hi {
                 break;
             }
             progress(&format!("search {}: {:.3} Mpps", n + 1, rate / 1e6));

@@ -1,11 +1,14 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! - `cargo xtask demo`: build xfwd and show it forwarding in a network-namespace topology.
+//! - `cargo xtask bench <what> [ARGS]`: build in release mode and run `xfwd-bench <what>`
+//!   (`e2e`, `pipeline`, `forward`).
 //! - `cargo xtask test`: the whole test suite (formatting, lints, unit, property and privileged
 //!   end-to-end tests).
 //!
 //! Both install the Debian packages they need first, when missing.
 
+mod bench;
 mod demo;
 mod deps;
 mod exec;
@@ -23,6 +26,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Build in release mode and run a benchmark: `bench e2e [--quick] [--json]`, `bench pipeline`.
+    Bench(bench::BenchArgs),
     /// Build xfwd and show it forwarding between network namespaces (needs root).
     Demo(demo::DemoArgs),
     /// Run the whole test suite (privileged tests need root; XFWD_PRIV_TESTS=1 makes skipping fail).
@@ -32,6 +37,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.cmd {
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Test(a) => test::run(a),
     };

@@ -54,6 +54,9 @@ pub fn run(args: TestArgs) -> Result<()> {
     )?;
     eprintln!("==> cargo test --doc");
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
+    if is_root() {
+        crate::bench::smoke()?;
+    }
     eprintln!("==> all tests passed");
     Ok(())
 }
