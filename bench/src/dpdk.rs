@@ -167,7 +167,10 @@ impl std::fmt::Debug for DpdkProc {
 
 impl DpdkProc {
     fn start(topo: &Topology, argv: &[&str], ready: &str) -> Result<DpdkProc> {
-        let mut daemon = Daemon::spawn(topo.router(), argv)?;
+        // Line-buffered stdout: DPDK prints with stdio, and a pipe would hold its lines back.
+        let mut full = vec!["stdbuf", "-oL", "-eL"];
+        full.extend_from_slice(argv);
+        let mut daemon = Daemon::spawn(topo.router(), &full)?;
         let deadline = Instant::now() + READY;
         loop {
             match daemon.wait_for_line(ready, Duration::from_millis(500)) {
@@ -188,6 +191,13 @@ impl DpdkProc {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.daemon.pid()
+    }
+
+    /// The last `n` lines of its output.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.daemon.log();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     /// l3fwd (LPM) on `cpu`, ports 0 = p0 (towards h1) and 1 = p1 (towards h2), destination
@@ -279,7 +289,7 @@ impl DpdkProc {
             // Without a terminal, testpmd only keeps running in its statistics loop.
             "--stats-period=3600",
         ];
-        DpdkProc::start(topo, &argv, "Start automatic packet forwarding")
+        DpdkProc::start(topo, &argv, "packet forwarding - ports=")
     }
 }
 
