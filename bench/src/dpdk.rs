@@ -53,8 +53,8 @@ pub const L3FWD_CHANGES: [(&str, &str, &str, &str); 3] = [
 pub fn patch_l3fwd(dir: &Path) -> Result<()> {
     for (file, from, to, why) in L3FWD_CHANGES {
         let path = dir.join(file);
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         ensure!(
             text.matches(from).count() == 1,
             "l3fwd source {} does not contain {from:?} exactly once (DPDK version?); needed \
@@ -139,8 +139,18 @@ pub fn write_l3fwd_rules(
     );
     let link0 = topo.iface(End::P0);
     let link1 = topo.iface(End::P1);
-    writeln!(f, "R{}/{} 0", link0.subnet.addr(), link0.subnet.prefix_len())?;
-    writeln!(f, "R{}/{} 1", link1.subnet.addr(), link1.subnet.prefix_len())?;
+    writeln!(
+        f,
+        "R{}/{} 0",
+        link0.subnet.addr(),
+        link0.subnet.prefix_len()
+    )?;
+    writeln!(
+        f,
+        "R{}/{} 1",
+        link1.subnet.addr(),
+        link1.subnet.prefix_len()
+    )?;
     for p in topo.behind_h2() {
         writeln!(f, "R{}/{} 1", p.addr(), p.prefix_len())?;
     }
@@ -148,7 +158,8 @@ pub fn write_l3fwd_rules(
         writeln!(f, "R{}/{len} 1", std::net::Ipv4Addr::from(addr))?;
     }
     f.flush()?;
-    std::fs::write(&v6, "R2001:db8::/32 1\n").with_context(|| format!("writing {}", v6.display()))?;
+    std::fs::write(&v6, "R2001:db8::/32 1\n")
+        .with_context(|| format!("writing {}", v6.display()))?;
     Ok((v4, v6))
 }
 

@@ -308,7 +308,11 @@ pub fn load_route_file(path: &Path) -> Result<Vec<(u32, u8)>> {
     };
     let mut routes = Vec::new();
     for line in String::from_utf8_lossy(&bytes).lines() {
-        let Some((a, l)) = line.split_whitespace().next().and_then(|w| w.split_once('/')) else {
+        let Some((a, l)) = line
+            .split_whitespace()
+            .next()
+            .and_then(|w| w.split_once('/'))
+        else {
             continue;
         };
         let (Ok(addr), Ok(len)) = (a.parse::<Ipv4Addr>(), l.parse::<u8>()) else {
@@ -738,9 +742,7 @@ fn setup<'t>(
                 None => bail!("no xfwd binary resolved"),
             };
             let ready = Duration::from_secs(if routes.is_empty() { 20 } else { 300 });
-            xfwd = Some(
-                XfwdProc::start_within(bin, topo, a.fwd_cpu, &a.xfwd_arg, stop, ready)?.0,
-            );
+            xfwd = Some(XfwdProc::start_within(bin, topo, a.fwd_cpu, &a.xfwd_arg, stop, ready)?.0);
         }
         E2eSystem::DpdkL3fwd => {
             let bin = l3fwd.context("l3fwd was not built")?;
@@ -875,8 +877,14 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
             }
             for run in 1..=a.runs {
                 let outcome = (|| -> Result<()> {
-                    pb.set_message(format!("{} routes={}: setting up", system.name(), routes.name()));
-                    let topo = Topology::builder("xe").router_forwarding(system == E2eSystem::Linux).build()?;
+                    pb.set_message(format!(
+                        "{} routes={}: setting up",
+                        system.name(),
+                        routes.name()
+                    ));
+                    let topo = Topology::builder("xe")
+                        .router_forwarding(system == E2eSystem::Linux)
+                        .build()?;
                     let table = match routes {
                         Routes::One => Vec::new(),
                         Routes::Full => {
@@ -887,7 +895,9 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
                     route_counts.insert(routes, table.len() + topo.behind_h2().len());
                     let l3 = match &l3fwd {
                         Some(Ok(p)) => Some(p.as_path()),
-                        Some(Err(e)) if system == E2eSystem::DpdkL3fwd => bail!("building l3fwd: {e}"),
+                        Some(Err(e)) if system == E2eSystem::DpdkL3fwd => {
+                            bail!("building l3fwd: {e}")
+                        }
                         _ => None,
                     };
                     let mut bed = setup(&plan, system, &topo, &table, l3, stop)?;
@@ -907,7 +917,10 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
                         bed.generator.set_timestamp_every(1)?;
                         // Liveness: something must get through before a search means anything.
                         let (probe, _) = bed.trial(
-                            &Plan { trial: Duration::from_millis(200), ..plan.clone() },
+                            &Plan {
+                                trial: Duration::from_millis(200),
+                                ..plan.clone()
+                            },
                             Load::FlatOut,
                             false,
                             stop,
@@ -917,10 +930,17 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
                             "{} forwarded none of {} frames of {size} bytes{}",
                             system.name(),
                             probe.sent,
-                            bed._dpdk.as_ref().map_or(String::new(), |d| format!("; its log ends:\n{}", d.log_tail(30)))
+                            bed._dpdk.as_ref().map_or(String::new(), |d| format!(
+                                "; its log ends:\n{}",
+                                d.log_tail(30)
+                            ))
                         );
                         let mut cpu = BTreeMap::new();
-                        let label = format!("{} {size}B routes={} run {run}", system.name(), routes.name());
+                        let label = format!(
+                            "{} {size}B routes={} run {run}",
+                            system.name(),
+                            routes.name()
+                        );
                         let outcome = rfc2544::search(
                             plan.search,
                             |load, lat| {
@@ -946,9 +966,17 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
                             outcome.zero_loss_pps / 1e6,
                             outcome.overload.delivered_pps / 1e6,
                             outcome.overload.offered_pps / 1e6,
-                            if outcome.generator_bound { " (generator-bound)" } else { "" }
+                            if outcome.generator_bound {
+                                " (generator-bound)"
+                            } else {
+                                ""
+                            }
                         ));
-                        let slot = results.entry((routes, size)).or_default().entry(system).or_insert_with(|| Ok(Vec::new()));
+                        let slot = results
+                            .entry((routes, size))
+                            .or_default()
+                            .entry(system)
+                            .or_insert_with(|| Ok(Vec::new()));
                         if let Ok(v) = slot {
                             v.push((outcome, cpu));
                         }
@@ -965,7 +993,11 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
                     Err(e) => {
                         say(format!("{} run {run} failed: {e:#}", system.name()));
                         for &s in &plan.sizes {
-                            let slot = results.entry((routes, s)).or_default().entry(system).or_insert_with(|| Ok(Vec::new()));
+                            let slot = results
+                                .entry((routes, s))
+                                .or_default()
+                                .entry(system)
+                                .or_insert_with(|| Ok(Vec::new()));
                             if slot.as_ref().is_ok_and(Vec::is_empty) {
                                 *slot = Err(format!("failed: {e:#}"));
                             }
@@ -1031,7 +1063,11 @@ impl E2eReport {
                         sc.frame_size,
                         r.system,
                         short.replace('|', "/"),
-                        if short.len() < r.status.len() { " (see JSON)" } else { "" }
+                        if short.len() < r.status.len() {
+                            " (see JSON)"
+                        } else {
+                            ""
+                        }
                     );
                     continue;
                 }
@@ -1051,7 +1087,11 @@ impl E2eReport {
                     sc.frame_size,
                     r.system,
                     mpps(r.zero_loss_pps),
-                    if r.generator_bound { " (gen-bound)" } else { "" },
+                    if r.generator_bound {
+                        " (gen-bound)"
+                    } else {
+                        ""
+                    },
                     mpps(r.max_pps),
                     mpps(r.offered_max_pps),
                     us(l.map(|l| l.p50)),
@@ -1164,10 +1204,7 @@ impl E2eReport {
                     }
                 }
                 let chart = Chart {
-                    title: format!(
-                        "One-way latency vs load, {} B, {t} route(s)",
-                        s.frame_size
-                    ),
+                    title: format!("One-way latency vs load, {} B, {t} route(s)", s.frame_size),
                     x_label: "load (% of each system's zero-loss rate)".into(),
                     y_label: "latency (µs)".into(),
                     x_ticks: rfc2544::LATENCY_LOADS
@@ -1311,13 +1348,10 @@ mod tests {
             .is_err()
         );
         assert!(
-            Plan::new(E2eArgs {
-                quick: false,
-                ..a
-            })
-            .unwrap()
-            .sizes
-            .len()
+            Plan::new(E2eArgs { quick: false, ..a })
+                .unwrap()
+                .sizes
+                .len()
                 == 7
         );
     }

@@ -87,7 +87,14 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
             } else {
                 print!("{}", report.render());
             }
-            eprintln!("xfwd-bench: wrote {}", files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "));
+            eprintln!(
+                "xfwd-bench: wrote {}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             let failed = report
                 .scenarios
                 .iter()

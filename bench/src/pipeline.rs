@@ -30,8 +30,8 @@ use anyhow::{Result, ensure};
 use clap::Args;
 use serde::Serialize;
 use xfwd::fib::{
-    AdjTable, Fib, NO_ROUTE, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable,
-    RouteType, Verdict,
+    AdjTable, Fib, NO_ROUTE, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType,
+    Verdict,
 };
 use xfwd::node::{self, BATCH, Outcome, eth_input, ip4_forward, ip4_input, ip4_lookup};
 use xfwd::wire::{EthernetAddress, Ipv4Packet};
@@ -524,7 +524,12 @@ mod tests {
         assert_eq!(dsts.len(), 100);
         let templates: Vec<Vec<u8>> = dsts.iter().map(|&d| frame(d, 60)).collect();
         let m = measure(&fib, &templates, Duration::from_millis(20));
-        assert!(m.tx > 0 && m.dropped == 0, "tx {} dropped {}", m.tx, m.dropped);
+        assert!(
+            m.tx > 0 && m.dropped == 0,
+            "tx {} dropped {}",
+            m.tx,
+            m.dropped
+        );
         assert!(m.full_ns > 0.0 && m.stages.sum() > 0.0);
     }
 

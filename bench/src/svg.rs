@@ -155,10 +155,7 @@ impl Chart {
                 );
                 for p in &pts {
                     let (cx, cy) = p.split_once(',').unwrap_or(("0", "0"));
-                    let _ = writeln!(
-                        s,
-                        r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>"#
-                    );
+                    let _ = writeln!(s, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>"#);
                 }
             }
             let ly = TOP + 10.0 + 18.0 * i as f64;

@@ -191,7 +191,10 @@ mod tests {
             u64::from(SINK_MAX_FLOWS)
         );
         assert_eq!(number(BENCH_H, "XFWD_SINK_WINDOW"), SINK_WINDOW);
-        assert_eq!(number(BENCH_H, "XFWD_LAT_SUB_BITS"), u64::from(LAT_SUB_BITS));
+        assert_eq!(
+            number(BENCH_H, "XFWD_LAT_SUB_BITS"),
+            u64::from(LAT_SUB_BITS)
+        );
         assert_eq!(
             number(BENCH_H, "XFWD_LAT_MAX_SHIFT"),
             u64::from(LAT_MAX_SHIFT)

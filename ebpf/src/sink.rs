@@ -182,9 +182,10 @@ impl Sink {
         let flows_map = ebpf
             .take_map("sink_flows")
             .ok_or_else(|| missing("sink_flows"))?;
-        let flows =
-            Array::try_from(flows_map).map_err(|e| error::map("open map sink_flows", e))?;
-        let lat_map = ebpf.take_map("sink_lat").ok_or_else(|| missing("sink_lat"))?;
+        let flows = Array::try_from(flows_map).map_err(|e| error::map("open map sink_flows", e))?;
+        let lat_map = ebpf
+            .take_map("sink_lat")
+            .ok_or_else(|| missing("sink_lat"))?;
         let latency =
             PerCpuArray::try_from(lat_map).map_err(|e| error::map("open map sink_lat", e))?;
         Ok(Sink {

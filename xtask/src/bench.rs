@@ -20,7 +20,14 @@ pub struct BenchArgs {
 
 /// Debian packages of the e2e benchmark's DPDK peers (a system whose packages are missing is
 /// reported as not run).
-pub const DPDK: &[&str] = &["dpdk", "libdpdk-dev", "dpdk-doc", "pkg-config", "make", "gcc"];
+pub const DPDK: &[&str] = &[
+    "dpdk",
+    "libdpdk-dev",
+    "dpdk-doc",
+    "pkg-config",
+    "make",
+    "gcc",
+];
 
 /// Builds and runs the benchmark.
 ///
@@ -58,7 +65,14 @@ pub fn smoke() -> Result<()> {
     let out_dir = root.join("target/xfwd-bench/ci-smoke");
     let text = output(
         std::process::Command::new(root.join("target/debug/xfwd-bench"))
-            .args(["e2e", "--quick", "--systems", "xfwd,linux", "--trial", "0.2"])
+            .args([
+                "e2e",
+                "--quick",
+                "--systems",
+                "xfwd,linux",
+                "--trial",
+                "0.2",
+            ])
             .args(["--max-trials", "3", "--json", "--xfwd"])
             .arg(root.join("target/debug/xfwd"))
             .arg("--out")
@@ -66,7 +80,10 @@ pub fn smoke() -> Result<()> {
     )?;
     check_e2e_json(&text, &["xfwd", "linux"])?;
     if !out_dir.join("report.md").is_file() || !out_dir.join("throughput-routes-1.svg").is_file() {
-        bail!("xfwd-bench e2e wrote no report.md or plot in {}", out_dir.display());
+        bail!(
+            "xfwd-bench e2e wrote no report.md or plot in {}",
+            out_dir.display()
+        );
     }
     eprintln!("==> xfwd-bench e2e smoke test passed");
     Ok(())
