@@ -34,7 +34,9 @@ use xfwd_ebpf::{
 use xfwd_testbed::{End, Topology};
 
 use crate::dpdk::{self, DpdkProc};
-use crate::forward::{FCS, Interrupted, RxNapi, Stop, XfwdProc, find_xfwd, ifindex, machine};
+use crate::forward::{
+    FCS, Interrupted, RxNapi, Stop, XfwdProc, find_xfwd, ifindex, machine, xdp_xmit_errors,
+};
 use crate::napi;
 use crate::procfs::{self, CpuShare, CpuTimes};
 use crate::rfc2544::{self, Latency, Load, Outcome, Settings, Trial};
@@ -513,6 +515,7 @@ impl Bed<'_> {
         } else {
             None
         };
+        let x0 = xdp_xmit_errors(self.topo.h1(), End::H1.ifname())?;
         let c0 = procfs::read_proc_stat()?;
         let (gen_cpu, batch, dur, h1_if, rt) =
             (a.gen_cpu, a.batch, plan.trial, self.h1_if, a.realtime);
@@ -524,6 +527,7 @@ impl Bed<'_> {
         let c1 = procfs::read_proc_stat()?;
         stop.sleep(plan.drain)?;
         let s1 = self.sink.stats()?;
+        let x1 = xdp_xmit_errors(self.topo.h1(), End::H1.ifname())?;
         let d = s1.since(&s0);
         let received = d.unique();
         let secs = took.as_secs_f64().max(1e-9);
@@ -550,6 +554,7 @@ impl Bed<'_> {
                 lost: sent.saturating_sub(received),
                 reordered: d.reordered,
                 duplicates: d.duplicates + d.too_late,
+                ingress_ring_full: x1.saturating_sub(x0),
                 latency_ns,
             },
             CpuPair {

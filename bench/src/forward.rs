@@ -875,7 +875,7 @@ pub(crate) fn ifindex(ns: &NetNs, dev: &str) -> Result<u32> {
 
 /// Frames a veth failed to pass to its peer's XDP ring (`*_xdp_xmit_errors` in `ethtool -S`):
 /// on h1's end, the generator's frames refused because the router's ring was full.
-fn xdp_xmit_errors(ns: &NetNs, dev: &str) -> Result<u64> {
+pub(crate) fn xdp_xmit_errors(ns: &NetNs, dev: &str) -> Result<u64> {
     let out = ns
         .exec(&["ethtool", "-S", dev])
         .context("ethtool (Debian package ethtool)")?;

@@ -33,6 +33,9 @@ pub struct Trial {
     pub reordered: u64,
     /// Frames received more than once.
     pub duplicates: u64,
+    /// Of the lost frames, those the sender's veth could not hand to the router's receive
+    /// ring because it was full (`*_xdp_xmit_errors` of h1's `ethtool -S`).
+    pub ingress_ring_full: u64,
     /// One-way latency percentiles (ns), when the trial recorded them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,
