@@ -754,7 +754,10 @@ fn setup<'t>(
             let dir = std::env::temp_dir().join(format!("{}-l3fwd", topo.router().name()));
             std::fs::create_dir_all(&dir)?;
             let rules = dpdk::write_l3fwd_rules(&dir, topo, routes)?;
-            dpdk_proc = Some(DpdkProc::l3fwd(bin, topo, a.fwd_cpu, &rules)?);
+            let started = DpdkProc::l3fwd(bin, topo, a.fwd_cpu, &rules);
+            // l3fwd reads its rule files at start only (the 1 M one is ~20 MB).
+            let _ = std::fs::remove_dir_all(&dir);
+            dpdk_proc = Some(started?);
         }
         E2eSystem::DpdkTestpmd => {
             dpdk_proc = Some(DpdkProc::testpmd(topo, a.gen_cpu, a.fwd_cpu)?);
