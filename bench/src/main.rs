@@ -11,11 +11,16 @@
 //! - [`summary`]: median and UTC timestamps.
 //! - [`traffic`]: running the live-frames generator flat out.
 
+mod dpdk;
+mod e2e;
 mod forward;
 mod napi;
+mod pipeline;
 mod procfs;
 mod report;
+mod rfc2544;
 mod summary;
+mod svg;
 mod traffic;
 
 use std::process::ExitCode;
@@ -40,6 +45,11 @@ struct Cli {
 enum Cmd {
     /// Forwarding throughput h1 → router → h2 over veth: xfwd and Linux, same invocation.
     Forward(forward::ForwardArgs),
+    /// RFC 2544 throughput, latency and loss of xfwd, Linux, DPDK l3fwd and dpdk-testpmd on
+    /// the same topology, with a Markdown report and SVG plots.
+    E2e(e2e::E2eArgs),
+    /// The forwarding pipeline on frames in memory: Mpps per core and ns per packet per stage.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +65,49 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: Cmd) -> Result<ExitCode> {
     match cmd {
+        Cmd::Pipeline(args) => {
+            let results = pipeline::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                print!("{}", pipeline::render(&results));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::E2e(args) => {
+            require_root()?;
+            let stop = install_signal_handlers()?;
+            let json = args.json;
+            let a = args.clone();
+            let report = e2e::run(args, command_line(), &stop)?;
+            let dir = e2e::out_dir(&a, &report.date);
+            let files = report.write(&dir)?;
+            if json {
+                println!("{:#}", report.json());
+            } else {
+                print!("{}", report.render());
+            }
+            eprintln!(
+                "xfwd-bench: wrote {}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let failed = report
+                .scenarios
+                .iter()
+                .flat_map(|s| &s.results)
+                .any(|r| r.status.starts_with("failed"));
+            Ok(if report.interrupted {
+                ExitCode::from(130)
+            } else if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Cmd::Forward(args) => {
             require_root()?;
             let stop = install_signal_handlers()?;
@@ -156,7 +209,9 @@ mod tests {
     #[test]
     fn cli_defaults_and_lists() {
         let cli = Cli::try_parse_from(["xfwd-bench", "forward"]).unwrap();
-        let Cmd::Forward(a) = cli.cmd;
+        let Cmd::Forward(a) = cli.cmd else {
+            panic!("not forward")
+        };
         assert_eq!(
             a.systems,
             vec![forward::System::Xfwd, forward::System::Linux]
@@ -176,7 +231,9 @@ mod tests {
             "--json",
         ])
         .unwrap();
-        let Cmd::Forward(a) = cli.cmd;
+        let Cmd::Forward(a) = cli.cmd else {
+            panic!("not forward")
+        };
         assert_eq!(a.systems, vec![forward::System::Linux]);
         assert_eq!(a.xfwd_arg, vec!["--busy-poll".to_owned()]);
         assert!(a.json);

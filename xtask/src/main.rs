@@ -1,12 +1,15 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! - `cargo xtask demo`: build xfwd and show it forwarding in a network-namespace topology.
+//! - `cargo xtask bench <what> [ARGS]`: build in release mode and run `xfwd-bench <what>`
+//!   (`e2e`, `pipeline`, `forward`).
 //! - `cargo xtask deb`: build the Debian package.
 //! - `cargo xtask test`: the whole test suite (formatting, lints, unit, property and privileged
 //!   end-to-end tests).
 //!
-//! Both install the Debian packages they need first, when missing.
+//! Each installs the Debian packages it needs first, when missing.
 
+mod bench;
 mod deb;
 mod demo;
 mod deps;
@@ -25,6 +28,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Build in release mode and run a benchmark: `bench e2e [--quick] [--json]`, `bench pipeline`.
+    Bench(bench::BenchArgs),
     /// Build xfwd and show it forwarding between network namespaces (needs root).
     Demo(demo::DemoArgs),
     /// Build the Debian package (target/deb/xfwd_VERSION_ARCH.deb).
@@ -36,6 +41,7 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.cmd {
+        Cmd::Bench(a) => bench::run(a),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Deb(a) if a.check => deb::check(&a),
         Cmd::Deb(a) => deb::run(&a).map(|_| ()),
