@@ -30,10 +30,12 @@ use anyhow::{Result, ensure};
 use clap::Args;
 use serde::Serialize;
 use xfwd::fib::{
-    AdjTable, Fib, NO_ROUTE, NeighInput, PortInfo, RouteInput, RouteNextHop, RouteTable, RouteType,
-    Verdict,
+    AdjTable, Fib, IfAddrs, NO_ROUTE, NeighInput, PortAddr, PortInfo, RouteInput, RouteNextHop,
+    RouteTable, RouteType, Verdict,
 };
-use xfwd::node::{self, BATCH, Outcome, eth_input, ip4_forward, ip4_input, ip4_lookup};
+use xfwd::node::{
+    self, BATCH, ForwardConfig, Ip4Ctx, Outcome, eth_input, ip4_forward, ip4_input, ip4_lookup,
+};
 use xfwd::wire::{EthernetAddress, Ipv4Packet};
 
 use crate::e2e;
@@ -138,6 +140,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Fib {
                 gateway: None,
                 ifindex: 10,
             }],
+            mtu: 0,
         },
         RouteInput {
             dst: Ipv4Addr::new(10, 0, 2, 0),
@@ -147,6 +150,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Fib {
                 gateway: None,
                 ifindex: 11,
             }],
+            mtu: 0,
         },
     ];
     for (i, &(a, l)) in routes.iter().enumerate() {
@@ -163,6 +167,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Fib {
                 gateway: Some(gw(i as u32)),
                 ifindex: 11,
             }],
+            mtu: 0,
         });
     }
     let table = RouteTable::build(
@@ -184,6 +189,28 @@ fn build_fib(routes: &[(u32, u8)]) -> Fib {
         adj: Arc::new(adj),
         ports,
         generation: 1,
+        addrs: Arc::new(IfAddrs::new(
+            vec![
+                vec![port_addr([10, 0, 1, 1])],
+                vec![port_addr([10, 0, 2, 1])],
+            ],
+            vec![
+                u32::from_be_bytes([10, 0, 1, 1]),
+                u32::from_be_bytes([10, 0, 2, 1]),
+            ],
+            vec![
+                u32::from_be_bytes([10, 0, 1, 255]),
+                u32::from_be_bytes([10, 0, 2, 255]),
+            ],
+        )),
+    }
+}
+
+fn port_addr(a: [u8; 4]) -> PortAddr {
+    PortAddr {
+        addr: u32::from_be_bytes(a),
+        prefix_len: 24,
+        secondary: false,
     }
 }
 
@@ -290,6 +317,7 @@ fn measure(fib: &Fib, templates: &[Vec<u8>], dur: Duration) -> Measured {
     let mut batch: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(len)).collect();
     let mut out = [Outcome::Drop(xfwd::drop::DropReason::NoRoute); BATCH];
     let mut next = 0usize;
+    let mut ctx = Ip4Ctx::new(ForwardConfig::default(), 1, 0);
 
     // Refill alone.
     let (mut n, t0) = (0u64, Instant::now());
@@ -307,7 +335,7 @@ fn measure(fib: &Fib, templates: &[Vec<u8>], dur: Duration) -> Measured {
     while t0.elapsed() < dur {
         for _ in 0..64 {
             refill(&mut batch, templates, &mut next);
-            node::ip4_forward_batch(fib, 0, batch.as_mut_slice(), &mut out);
+            node::ip4_forward_batch(fib, &mut ctx, 0, batch.as_mut_slice(), &mut out);
             for o in &out {
                 match o {
                     Outcome::Tx(_) | Outcome::TxStale(_) => tx += 1,
