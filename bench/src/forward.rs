@@ -48,7 +48,7 @@ const XFWD_READY: Duration = Duration::from_secs(20);
 /// How long `xfwd run` may take to exit after SIGTERM.
 const XFWD_STOP: Duration = Duration::from_secs(10);
 /// Ethernet frame check sequence, counted in `--frame-size` but not generated.
-const FCS: u16 = 4;
+pub(crate) const FCS: u16 = 4;
 
 /// A forwarding system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -159,7 +159,7 @@ impl std::error::Error for Interrupted {}
 pub struct Stop(pub Arc<AtomicBool>);
 
 impl Stop {
-    fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         if self.0.load(Ordering::Relaxed) {
             return Err(Interrupted.into());
         }
@@ -167,7 +167,7 @@ impl Stop {
     }
 
     /// Sleeps `d`, waking early (with [`Interrupted`]) when interrupted.
-    fn sleep(&self, d: Duration) -> Result<()> {
+    pub(crate) fn sleep(&self, d: Duration) -> Result<()> {
         let end = Instant::now() + d;
         loop {
             self.check()?;
@@ -251,7 +251,7 @@ impl Plan {
 }
 
 /// The xfwd binary: `--xfwd PATH`, else `target/release/xfwd` in this workspace.
-fn find_xfwd(given: Option<&Path>) -> Result<PathBuf> {
+pub(crate) fn find_xfwd(given: Option<&Path>) -> Result<PathBuf> {
     let path = match given {
         Some(p) => p.to_path_buf(),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/xfwd"),
@@ -346,7 +346,7 @@ pub fn run(args: ForwardArgs, command: String, stop: &Stop) -> Result<ForwardRep
 }
 
 /// CPU model and count from `/proc/cpuinfo`.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
         .lines()
@@ -358,7 +358,7 @@ fn machine() -> String {
 }
 
 /// `xfwd run` in the router namespace; asked to stop with SIGTERM on drop.
-struct XfwdProc {
+pub(crate) struct XfwdProc {
     daemon: Daemon,
     control: PathBuf,
 }
@@ -370,6 +370,18 @@ impl XfwdProc {
         cpu: usize,
         extra: &[String],
         stop: &Stop,
+    ) -> Result<(XfwdProc, String)> {
+        XfwdProc::start_within(bin, topo, cpu, extra, stop, XFWD_READY)
+    }
+
+    /// As `start`, waiting up to `ready` for the ready line (a 1 M route table takes longer).
+    pub(crate) fn start_within(
+        bin: &Path,
+        topo: &Topology,
+        cpu: usize,
+        extra: &[String],
+        stop: &Stop,
+        ready: Duration,
     ) -> Result<(XfwdProc, String)> {
         let control = std::env::temp_dir().join(format!("{}.sock", topo.router().name()));
         let bin_s = bin.to_string_lossy().into_owned();
@@ -389,7 +401,7 @@ impl XfwdProc {
         ];
         argv.extend(extra.iter().map(String::as_str));
         let mut daemon = Daemon::spawn(topo.router(), &argv)?;
-        let deadline = Instant::now() + XFWD_READY;
+        let deadline = Instant::now() + ready;
         let line = loop {
             match daemon.wait_for_line("xfwd: ready", Duration::from_millis(200)) {
                 Ok(line) => break line,
@@ -398,7 +410,7 @@ impl XfwdProc {
                         bail!("xfwd failed to start ({status}): {e:#}");
                     }
                     if Instant::now() >= deadline {
-                        bail!("xfwd not ready after {XFWD_READY:?}: {e:#}");
+                        bail!("xfwd not ready after {ready:?}: {e:#}");
                     }
                     stop.check()?;
                 }
@@ -413,7 +425,7 @@ impl XfwdProc {
     }
 
     /// The first worker thread (`xfwd-w0`).
-    fn worker_tid(&self) -> Result<u32> {
+    pub(crate) fn worker_tid(&self) -> Result<u32> {
         let tids = procfs::threads_named(self.daemon.pid(), "xfwd-w0")?;
         tids.first()
             .copied()
@@ -853,7 +865,7 @@ fn xfwd_delta(a: &StatsReport, b: &StatsReport) -> XfwdRun {
 }
 
 /// The interface index of `dev` inside `ns` (`ip netns exec` mounts that namespace's sysfs).
-fn ifindex(ns: &NetNs, dev: &str) -> Result<u32> {
+pub(crate) fn ifindex(ns: &NetNs, dev: &str) -> Result<u32> {
     let out = ns.exec(&["cat", &format!("/sys/class/net/{dev}/ifindex")])?;
     String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -863,7 +875,7 @@ fn ifindex(ns: &NetNs, dev: &str) -> Result<u32> {
 
 /// Frames a veth failed to pass to its peer's XDP ring (`*_xdp_xmit_errors` in `ethtool -S`):
 /// on h1's end, the generator's frames refused because the router's ring was full.
-fn xdp_xmit_errors(ns: &NetNs, dev: &str) -> Result<u64> {
+pub(crate) fn xdp_xmit_errors(ns: &NetNs, dev: &str) -> Result<u64> {
     let out = ns
         .exec(&["ethtool", "-S", dev])
         .context("ethtool (Debian package ethtool)")?;

@@ -14,12 +14,17 @@
 //! - [`summary`]: median and UTC timestamps.
 //! - [`traffic`]: running the live-frames generator flat out.
 
+mod dpdk;
+mod e2e;
 mod forward;
 mod lpm;
 mod napi;
+mod pipeline;
 mod procfs;
 mod report;
+mod rfc2544;
 mod summary;
+mod svg;
 mod traffic;
 
 use std::process::ExitCode;
@@ -46,6 +51,11 @@ enum Cmd {
     Forward(forward::ForwardArgs),
     /// IPv4 longest-prefix match on a full table: xfwd, prefix-trie, ip_network_table, DPDK.
     Lpm(lpm::LpmArgs),
+    /// RFC 2544 throughput, latency and loss of xfwd, Linux, DPDK l3fwd and dpdk-testpmd on
+    /// the same topology, with a Markdown report and SVG plots.
+    E2e(e2e::E2eArgs),
+    /// The forwarding pipeline on frames in memory: Mpps per core and ns per packet per stage.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +79,49 @@ fn dispatch(cmd: Cmd) -> Result<ExitCode> {
                 print!("{}", report.render());
             }
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Pipeline(args) => {
+            let results = pipeline::run(&args)?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&results)?);
+            } else {
+                print!("{}", pipeline::render(&results));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::E2e(args) => {
+            require_root()?;
+            let stop = install_signal_handlers()?;
+            let json = args.json;
+            let a = args.clone();
+            let report = e2e::run(args, command_line(), &stop)?;
+            let dir = e2e::out_dir(&a, &report.date);
+            let files = report.write(&dir)?;
+            if json {
+                println!("{:#}", report.json());
+            } else {
+                print!("{}", report.render());
+            }
+            eprintln!(
+                "xfwd-bench: wrote {}",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let failed = report
+                .scenarios
+                .iter()
+                .flat_map(|s| &s.results)
+                .any(|r| r.status.starts_with("failed"));
+            Ok(if report.interrupted {
+                ExitCode::from(130)
+            } else if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Cmd::Forward(args) => {
             require_root()?;

@@ -51,8 +51,40 @@ pub(crate) struct SinkConfigValue {
     pub(crate) udp_port: u16,
     pub(crate) reserved: u16,
     pub(crate) action: u32,
+    pub(crate) flows: u32,
+    pub(crate) reserved2: u32,
 }
-const _: () = assert!(size_of::<SinkConfigValue>() == 8);
+const _: () = assert!(size_of::<SinkConfigValue>() == 16);
+
+/// `XFWD_SINK_MAX_FLOWS`: flows the sink tracks one by one.
+pub const SINK_MAX_FLOWS: u32 = 65536;
+/// `XFWD_SINK_WINDOW`: per-flow reordering window of the sink.
+pub const SINK_WINDOW: u64 = 64;
+/// `XFWD_LAT_SUB_BITS`: log2 of the sub-buckets per power of two of the latency histogram.
+pub const LAT_SUB_BITS: u32 = 6;
+/// `XFWD_LAT_MAX_SHIFT`: largest shift before the last (overflow) bucket.
+pub const LAT_MAX_SHIFT: u32 = 34;
+/// `XFWD_LAT_BUCKETS`: buckets of the sink's latency histogram.
+pub const LAT_BUCKETS: u32 = 2304;
+
+/// `struct xfwd_sink_flow`, value of the sink's `sink_flows` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkFlowValue {
+    /// Frames received, duplicates included.
+    pub packets: u64,
+    /// Highest per-flow sequence number seen, plus one (0: none yet).
+    pub next_seq: u64,
+    /// Bitmap of the last [`SINK_WINDOW`] sequence numbers seen.
+    pub window: u64,
+    /// Frames that arrived after a higher sequence number of their flow.
+    pub reordered: u64,
+    /// Frames whose sequence number was already seen.
+    pub duplicates: u64,
+    /// Frames too far behind to check.
+    pub too_late: u64,
+}
+const _: () = assert!(size_of::<SinkFlowValue>() == 48);
 
 /// `struct xfwd_sink_stats`, per-CPU value of the sink's `sink_stats` map.
 #[repr(C)]
@@ -60,8 +92,14 @@ const _: () = assert!(size_of::<SinkConfigValue>() == 8);
 pub(crate) struct SinkStatsValue {
     pub(crate) packets: u64,
     pub(crate) bytes: u64,
+    pub(crate) reordered: u64,
+    pub(crate) duplicates: u64,
+    pub(crate) too_late: u64,
+    pub(crate) stamped: u64,
+    pub(crate) bad_stamp: u64,
+    pub(crate) bad_flow: u64,
 }
-const _: () = assert!(size_of::<SinkStatsValue>() == 16);
+const _: () = assert!(size_of::<SinkStatsValue>() == 64);
 
 // SAFETY: each type is `repr(C)`, `Copy`, made only of integers (every bit pattern is a
 // valid value) and has no padding (the size asserts above equal the sum of the fields), so
@@ -73,6 +111,8 @@ unsafe impl Pod for GenMap {}
 unsafe impl Pod for SinkConfigValue {}
 // SAFETY: as above.
 unsafe impl Pod for SinkStatsValue {}
+// SAFETY: repr(C) plain old data of u64 fields, no padding.
+unsafe impl Pod for SinkFlowValue {}
 
 /// `struct xdp_md` (uAPI, 6 × `__u32`) as BPF_PROG_TEST_RUN's `ctx_in` takes it: `data` is
 /// the metadata length (0), `data_end` the linear length, `egress_ifindex` must be 0.
@@ -146,6 +186,20 @@ mod tests {
             MAX_LOCAL_ADDRS as u64
         );
         assert_eq!(number(BENCH_H, "XFWD_GEN_HDR_LEN"), GEN_HDR_LEN as u64);
+        assert_eq!(
+            number(BENCH_H, "XFWD_SINK_MAX_FLOWS"),
+            u64::from(SINK_MAX_FLOWS)
+        );
+        assert_eq!(number(BENCH_H, "XFWD_SINK_WINDOW"), SINK_WINDOW);
+        assert_eq!(
+            number(BENCH_H, "XFWD_LAT_SUB_BITS"),
+            u64::from(LAT_SUB_BITS)
+        );
+        assert_eq!(
+            number(BENCH_H, "XFWD_LAT_MAX_SHIFT"),
+            u64::from(LAT_MAX_SHIFT)
+        );
+        assert_eq!(number(BENCH_H, "XFWD_LAT_BUCKETS"), u64::from(LAT_BUCKETS));
         assert_eq!(
             number(BENCH_H, "XFWD_GEN_PAYLOAD_LEN"),
             (GEN_MIN_FRAME - GEN_HDR_LEN) as u64

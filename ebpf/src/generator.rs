@@ -308,7 +308,10 @@ impl Generator {
             Err(e) => {
                 let source = error::program_io_error(e);
                 match source.raw_os_error() {
-                    Some(libc::EINTR) => Ok(sent),
+                    // ENOSPC: the egress device's XDP ring was full and the runner gave up on
+                    // the rest of the call; what the program sent is counted (and lost
+                    // downstream, which is for the caller's loss accounting to see).
+                    Some(libc::EINTR | libc::ENOSPC) => Ok(sent),
                     Some(libc::ENODEV) => Err(Error::NoSuchInterface { ifindex }),
                     _ => Err(error::kernel(
                         format!(

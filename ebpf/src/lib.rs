@@ -27,10 +27,13 @@ mod sink;
 mod steer;
 mod test_run;
 
+pub use abi::{LAT_BUCKETS, SINK_MAX_FLOWS, SINK_WINDOW};
 pub use abi::{MAX_IFACES, MAX_LOCAL_ADDRS, MAX_QUEUES};
 pub use attach::{AttachMode, AttachedMode, Attachment};
 pub use error::{Error, Result};
 pub use generator::{Generator, UdpTemplate};
-pub use sink::{Sink, SinkAction, SinkConfig};
+pub use sink::{
+    Sink, SinkAction, SinkConfig, SinkFlow, SinkStats, latency_bucket, latency_bucket_range,
+};
 pub use steer::{Steer, SteerCounters, SteerVariant, Verdict};
 pub use test_run::{XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX};

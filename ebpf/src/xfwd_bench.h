@@ -43,12 +43,58 @@ struct xfwd_sink_config {
 	__u16 reserved;
 	/* Action for counted frames: XDP_DROP (fast sink) or XDP_PASS. */
 	__u32 action;
+	/* Flows of the generator (seq % flows is the flow, seq / flows its own sequence
+	 * number); 0 turns sequence and latency tracking off (count only). At most
+	 * XFWD_SINK_MAX_FLOWS. */
+	__u32 flows;
+	__u32 reserved2;
+};
+
+/* Flows the sink tracks one by one (the generator's 64 k source ports). */
+#define XFWD_SINK_MAX_FLOWS 65536
+/* Reordering window per flow: a frame up to this many sequence numbers behind the
+ * highest seen is checked against a bitmap (duplicate or late); further behind it is
+ * counted as `too_late` (cannot tell). */
+#define XFWD_SINK_WINDOW 64
+
+/* Latency histogram: HdrHistogram-style log-linear buckets with 64 sub-buckets per power of
+ * two (1.6 % resolution). Value v < 64 ns is bucket v; else with e = floor(log2 v) and
+ * shift = e - 6, bucket 64 * shift + (v >> shift). Values at or above 2^40 ns (18 min)
+ * go to the last bucket. */
+#define XFWD_LAT_SUB_BITS 6
+#define XFWD_LAT_MAX_SHIFT 34
+#define XFWD_LAT_BUCKETS 2304
+
+/* Per-flow state of the sink's `sink_flows` ARRAY map (XFWD_SINK_MAX_FLOWS entries),
+ * updated without atomics: correct while one CPU at a time receives (one queue). */
+struct xfwd_sink_flow {
+	/* Frames received, duplicates included. */
+	__u64 packets;
+	/* Highest per-flow sequence number seen, + 1 (0: nothing seen yet). */
+	__u64 next_seq;
+	/* Bit i set: sequence number (next_seq - 1 - i) was seen. */
+	__u64 window;
+	/* Frames that arrived after a higher sequence number of their flow (first copy). */
+	__u64 reordered;
+	/* Frames whose sequence number was already seen (within the window). */
+	__u64 duplicates;
+	/* Frames more than XFWD_SINK_WINDOW behind the flow's highest: late or duplicate. */
+	__u64 too_late;
 };
 
 /* Per-CPU value of the sink's `sink_stats` ARRAY map (one entry). */
 struct xfwd_sink_stats {
 	__u64 packets;
 	__u64 bytes;
+	/* Sums over flows of the xfwd_sink_flow counters of the same names. */
+	__u64 reordered;
+	__u64 duplicates;
+	__u64 too_late;
+	/* Frames with a send timestamp (latency recorded in `sink_lat`). */
+	__u64 stamped;
+	/* Frames whose timestamp was in the future or whose flow was out of range. */
+	__u64 bad_stamp;
+	__u64 bad_flow;
 };
 
 #endif /* XFWD_BENCH_H */

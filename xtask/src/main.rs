@@ -1,12 +1,13 @@
 //! `cargo xtask`: the project's own commands.
 //!
 //! - `cargo xtask demo`: build xfwd and show it forwarding in a network-namespace topology.
-//! - `cargo xtask bench <what>`: a benchmark in release mode (`lpm`: longest-prefix match).
+//! - `cargo xtask bench <what> [ARGS]`: build in release mode and run `xfwd-bench <what>`
+//!   (`e2e`, `pipeline`, `forward`).
 //! - `cargo xtask deb`: build the Debian package.
 //! - `cargo xtask test`: the whole test suite (formatting, lints, unit, property and privileged
 //!   end-to-end tests).
 //!
-//! Both install the Debian packages they need first, when missing.
+//! Each installs the Debian packages it needs first, when missing.
 
 mod bench;
 mod deb;
@@ -27,10 +28,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Build in release mode and run a benchmark: `bench e2e [--quick] [--json]`, `bench pipeline`.
+    Bench(bench::BenchArgs),
     /// Build xfwd and show it forwarding between network namespaces (needs root).
     Demo(demo::DemoArgs),
-    /// Run a benchmark (`lpm`: longest-prefix match on the full table).
-    Bench(bench::BenchArgs),
     /// Build the Debian package (target/deb/xfwd_VERSION_ARCH.deb).
     Deb(deb::DebArgs),
     /// Run the whole test suite (privileged tests need root; XFWD_PRIV_TESTS=1 makes skipping fail).
@@ -40,8 +41,8 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let result: Result<()> = match cli.cmd {
-        Cmd::Demo(a) => demo::run(a),
         Cmd::Bench(a) => bench::run(a),
+        Cmd::Demo(a) => demo::run(a),
         Cmd::Deb(a) if a.check => deb::check(&a),
         Cmd::Deb(a) => deb::run(&a).map(|_| ()),
         Cmd::Test(a) => test::run(a),

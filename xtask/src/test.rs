@@ -56,6 +56,9 @@ pub fn run(args: TestArgs) -> Result<()> {
     exec(cargo().args(["test", "--workspace", "--doc"]))?;
     eprintln!("==> Debian package: build, unpack into a throwaway root, run the installed binary");
     crate::deb::ci_check()?;
+    if is_root() {
+        crate::bench::smoke()?;
+    }
     eprintln!("==> all tests passed");
     Ok(())
 }
