@@ -23,7 +23,7 @@ def find(o, k):
             if f is not None: return f
     return None
 cpu = r.get("cpu") or {}
-kp = find(r.get("runs"), "tx_kicks_per_packet"); pb = find(r.get("runs"), "pkts_per_batch")
+kp = find(r.get("runs"), "tx_kicks_per_packet"); pb = find(r.get("runs"), "packets_per_batch")
 print("%.3f" % ((r["delivered_pps_median"] or 0)/1e6), "fwd", c(cpu.get("forwarding")), "gen", c(cpu.get("generator")),
       "kicks/pkt", "-" if kp is None else "%.3f" % kp, "pkts/batch", "-" if pb is None else "%.1f" % pb, (r.get("error") or "")[:80])'
 round=1
