@@ -745,7 +745,7 @@ fn adj_for(p: &PortInfo, key: NextHopKey, n: &NeighInput) -> Adj {
 
 impl Fib {
     /// Where a packet to `dst` (host order) goes, given its lookup result `entry`.
-    #[inline]
+    #[inline(always)]
     pub fn verdict(&self, entry: u32, dst: u32) -> Verdict<'_> {
         let adj = match self.routes.entry(entry) {
             None => return Verdict::Drop(DropReason::NoRoute),

@@ -131,7 +131,13 @@ pub fn ip_rcv_core(packet: &[u8], pkt_type: PktType) -> Result<Ip4Meta, DropReas
             if checksum::sum_ipv4_header(hdr) != 0xffff {
                 return Err(DropReason::Ip4BadChecksum);
             }
-            return check_l2_broadcast(Ip4Meta::read(hdr, HEADER_LEN, total_len), pkt_type);
+            // §5.3.4 on the destination alone, before the metadata is built, so that it is
+            // built once, in place (no copy through a by-value check).
+            let dst = u32::from_be_bytes([hdr[16], hdr[17], hdr[18], hdr[19]]);
+            if pkt_type != PktType::Host && l2_broadcast_refused(dst, pkt_type) {
+                return Err(DropReason::EthL2BcastUnicastIp);
+            }
+            return Ok(Ip4Meta::read(hdr, HEADER_LEN, total_len));
         }
     }
     ip_rcv_core_slow(packet, pkt_type)
@@ -178,13 +184,19 @@ fn ip_rcv_core_slow(packet: &[u8], pkt_type: PktType) -> Result<Ip4Meta, DropRea
 /// `pkt_type != PACKET_HOST` check.)
 #[inline(always)]
 fn check_l2_broadcast(meta: Ip4Meta, pkt_type: PktType) -> Result<Ip4Meta, DropReason> {
-    if matches!(pkt_type, PktType::Broadcast | PktType::Multicast)
-        && !ipv4::is_multicast(meta.dst)
-        && !ipv4::is_lbcast(meta.dst)
-    {
+    if l2_broadcast_refused(meta.dst, pkt_type) {
         return Err(DropReason::EthL2BcastUnicastIp);
     }
     Ok(meta)
+}
+
+/// The test of [`check_l2_broadcast`]: received as an L2 broadcast or multicast, to an IP
+/// destination that is neither multicast nor the limited broadcast.
+#[inline(always)]
+fn l2_broadcast_refused(dst: u32, pkt_type: PktType) -> bool {
+    matches!(pkt_type, PktType::Broadcast | PktType::Multicast)
+        && !ipv4::is_multicast(dst)
+        && !ipv4::is_lbcast(dst)
 }
 
 /// Whether `src` (host order) may not appear as the source of a forwarded packet: RFC 1812

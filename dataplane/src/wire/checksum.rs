@@ -27,11 +27,12 @@ const FOLD_BLOCK: usize = 1 << 20;
 /// every carry back in (end-around carry).
 #[inline]
 pub const fn fold(acc: u64) -> u16 {
+    // Branch-free: after the two 32-bit folds s <= 2^32, after the first 16-bit fold
+    // s <= 0x1_fffe (or 0x1_0000), and the second brings any of those to <= 0xffff.
     let mut s = (acc & 0xffff_ffff) + (acc >> 32);
     s = (s & 0xffff_ffff) + (s >> 32);
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
-    }
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
     s as u16
 }
 
