@@ -139,6 +139,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Result<Fib> {
             nexthops: vec![RouteNextHop {
                 gateway: None,
                 ifindex: 10,
+                weight: 1,
             }],
             mtu: 0,
         },
@@ -149,6 +150,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Result<Fib> {
             nexthops: vec![RouteNextHop {
                 gateway: None,
                 ifindex: 11,
+                weight: 1,
             }],
             mtu: 0,
         },
@@ -166,6 +168,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Result<Fib> {
             nexthops: vec![RouteNextHop {
                 gateway: Some(gw(i as u32)),
                 ifindex: 11,
+                weight: 1,
             }],
             mtu: 0,
         });

@@ -157,6 +157,7 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
                     input.nexthops.push(RouteNextHop {
                         gateway: None,
                         ifindex: 0,
+                        weight: 1,
                     });
                 }
             }
@@ -170,6 +171,7 @@ fn usable_path(nh: &NextHop) -> Option<RouteNextHop> {
     (!nh.dead && nh.gateway6.is_none() && nh.encap.is_none()).then_some(RouteNextHop {
         gateway: nh.gateway,
         ifindex: nh.ifindex,
+        weight: nh.weight,
     })
 }
 

@@ -13,8 +13,9 @@ pub fn ip4_lookup(fib: &Fib, dsts: &[u32], out: &mut [u32]) {
     fib.routes.lookup_batch(dsts, out);
 }
 
-/// Where the packet to `dst`, whose lookup gave `entry`, goes next.
+/// Where the packet to `dst`, whose lookup gave `entry`, goes next; `hash` gives the packet's
+/// flow hash, asked for only when `entry` is a multipath route.
 #[inline]
-pub fn ip4_next_hop(fib: &Fib, entry: u32, dst: u32) -> Verdict<'_> {
-    fib.verdict(entry, dst)
+pub fn ip4_next_hop(fib: &Fib, entry: u32, dst: u32, hash: impl FnOnce() -> u32) -> Verdict<'_> {
+    fib.verdict_hashed(entry, dst, hash)
 }

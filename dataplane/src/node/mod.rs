@@ -23,6 +23,7 @@ pub mod ip4_options;
 pub mod ip4_rewrite;
 
 use crate::drop::{DropReason, Event};
+pub use crate::fib::MultipathHash;
 use crate::fib::{Fib, FibEntry, L2_LEN, NO_ROUTE, NextHopKey, PortId, Verdict};
 use crate::wire::{EthernetAddress, Ipv4Packet, ipv4};
 use icmp::{IcmpConfig, IcmpError, IcmpState};
@@ -104,6 +105,8 @@ pub struct ForwardConfig {
     pub martians: Martians,
     /// `--accept-source-route`.
     pub accept_source_route: bool,
+    /// `--multipath-hash`: what multipath routes hash to pick a path.
+    pub multipath_hash: MultipathHash,
     /// ICMP errors.
     pub icmp: IcmpConfig,
 }
@@ -296,6 +299,13 @@ fn rp_check(fib: &Fib, src: u32, ingress: PortId, mode: RpFilter) -> Option<Drop
             (mode == RpFilter::Strict && port != ingress).then_some(DropReason::RpFilter)
         }
         Some(FibEntry::NotManaged) => (mode == RpFilter::Strict).then_some(DropReason::RpFilter),
+        // Linux `fib_info_nh_uses_dev`: any path of the route may lead back by `ingress`.
+        Some(FibEntry::Multipath { group }) => (mode == RpFilter::Strict
+            && !fib.routes.groups()[group as usize]
+                .members()
+                .iter()
+                .any(|&(nh, _)| fib.routes.nexthops()[nh as usize].port == ingress))
+        .then_some(DropReason::RpFilter),
         Some(FibEntry::Local | FibEntry::Broadcast) => Some(DropReason::MartianSrcLocal),
         Some(FibEntry::Blackhole | FibEntry::Unreachable | FibEntry::Prohibit) => {
             Some(DropReason::RpFilter)
@@ -508,7 +518,14 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             out[i] = Outcome::Drop(reason);
             continue;
         }
-        let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst) {
+        let policy = ctx.cfg.multipath_hash;
+        let hash = || {
+            let ip = &batch.packet_mut(i)[L2_LEN..];
+            let frag = m.mf || m.frag_offset != 0;
+            let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
+            crate::fib::flow_hash(m.src, m.dst, l4)
+        };
+        let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst, hash) {
             Verdict::Drop(reason) => {
                 out[i] = reject(
                     ctx,
@@ -647,6 +664,7 @@ mod tests {
             nexthops: vec![RouteNextHop {
                 gateway: gw.map(ip),
                 ifindex,
+                weight: 1,
             }],
             mtu: 0,
         };
