@@ -678,6 +678,21 @@ mod tests {
                 route("192.0.2.0", 24, RouteType::Unicast, Some("172.16.0.1"), 99),
                 route("198.51.100.0", 24, RouteType::Unreachable, None, 0),
                 route("198.51.101.0", 24, RouteType::Prohibit, None, 0),
+                RouteInput {
+                    nexthops: vec![
+                        RouteNextHop {
+                            gateway: Some(ip("10.0.2.3")),
+                            ifindex: 11,
+                            weight: 1,
+                        },
+                        RouteNextHop {
+                            gateway: Some(ip("10.0.2.2")),
+                            ifindex: 11,
+                            weight: 1,
+                        },
+                    ],
+                    ..route("198.20.0.0", 24, RouteType::Unicast, None, 11)
+                },
             ],
             [ip("10.0.1.1"), ip("10.0.2.1")],
             [ip("10.0.2.255")],
@@ -717,6 +732,59 @@ mod tests {
                 vec![ip("10.0.1.255").to_bits(), ip("10.0.2.255").to_bits()],
             )),
         }
+    }
+
+    /// The gateway MAC each of `sports` (UDP from 10.0.1.2 to 198.20.0.5) is sent to.
+    fn ecmp_paths(policy: MultipathHash, sports: impl Iterator<Item = u16>) -> Vec<[u8; 6]> {
+        let frames: Vec<Vec<u8>> = sports
+            .map(|sp| {
+                let mut v = Vec::new();
+                PacketBuilder::ethernet2(H1_MAC, P0_MAC)
+                    .ipv4([10, 0, 1, 2], [198, 20, 0, 5], 64)
+                    .udp(sp, 5000)
+                    .write(&mut v, &[0xab; 18])
+                    .unwrap();
+                v
+            })
+            .collect();
+        let mut c = ctx(ForwardConfig {
+            multipath_hash: policy,
+            ..ForwardConfig::default()
+        });
+        let mut macs = Vec::new();
+        for chunk in frames.chunks(BATCH) {
+            let (out, outcomes) = run_with(&mut c, 0, chunk.to_vec());
+            for (f, o) in out.iter().zip(outcomes) {
+                assert_eq!(o, Outcome::Tx(1));
+                macs.push(f[..6].try_into().unwrap());
+            }
+        }
+        macs
+    }
+
+    #[test]
+    fn multipath_routes_spread_flows_by_policy() {
+        let l4 = ecmp_paths(MultipathHash::L4, 1000..1400);
+        let to_gw = l4.iter().filter(|m| **m == GW_MAC).count();
+        let to_h2 = l4.iter().filter(|m| **m == H2_MAC).count();
+        assert_eq!(to_gw + to_h2, 400, "every packet to a group member");
+        assert!(to_gw > 100 && to_h2 > 100, "l4 split {to_gw}/{to_h2}");
+        // A flow sticks to its path.
+        assert_eq!(ecmp_paths(MultipathHash::L4, 1000..1400), l4);
+        // Addresses only: one source/destination pair is one path.
+        let l3 = ecmp_paths(MultipathHash::L3, 1000..1400);
+        assert!(l3.iter().all(|m| *m == l3[0]), "l3 used several paths");
+    }
+
+    #[test]
+    fn strict_rp_filter_accepts_any_path_of_a_multipath_route() {
+        let fib = fib();
+        let src = u32::from_be_bytes([198, 20, 0, 9]);
+        assert_eq!(rp_check(&fib, src, 1, RpFilter::Strict), None);
+        assert_eq!(
+            rp_check(&fib, src, 0, RpFilter::Strict),
+            Some(DropReason::RpFilter)
+        );
     }
 
     fn ctx(cfg: ForwardConfig) -> Ip4Ctx {
