@@ -777,6 +777,37 @@ mod tests {
     }
 
     #[test]
+    fn icmp_errors_back_over_a_multipath_route_hash_their_own_flow() {
+        let fib = fib();
+        let mut c = ctx(ForwardConfig::default());
+        let mut used = std::collections::HashSet::new();
+        for n in 1..=64u8 {
+            // TTL 1 from a sender behind the multipath route, arriving on p1.
+            let mut f = raw([198, 20, 0, n], [10, 0, 1, 2], 1, false, &[], 8);
+            f[..6].copy_from_slice(&P1_MAC);
+            let (out, o) = run_with(&mut c, 1, vec![f]);
+            let Outcome::Icmp { key, resolved, .. } = o[0] else {
+                panic!("{:?}", o[0]);
+            };
+            assert!(resolved);
+            let src = u32::from_be_bytes([198, 20, 0, n]);
+            let want = match fib.verdict_hashed(fib.routes.lookup(src), src, || {
+                crate::fib::flow_hash(0, src, 0)
+            }) {
+                Verdict::Forward(adj) => adj.key(),
+                v => panic!("{v:?}"),
+            };
+            assert_eq!(key, want, "the error to {src:#x} took another path");
+            let mac: [u8; 6] = out[0][..6].try_into().unwrap();
+            assert!(mac == GW_MAC || mac == H2_MAC);
+            used.insert(mac);
+            c.icmp = IcmpState::new(c.cfg.icmp, 1, 0);
+            c.now_ms += 10_000;
+        }
+        assert_eq!(used.len(), 2, "errors to 64 senders used one path");
+    }
+
+    #[test]
     fn strict_rp_filter_accepts_any_path_of_a_multipath_route() {
         let fib = fib();
         let src = u32::from_be_bytes([198, 20, 0, 9]);
