@@ -53,7 +53,7 @@ fn load_table(path: &PathBuf) -> Vec<(Prefix, u32)> {
         .filter_map(|(p, nh)| Some((p.parse::<Prefix>().ok()?, nh.trim().parse().ok()?)))
         .filter(|(p, _)| {
             let o = p.addr().octets();
-            !matches!(o[0], 0 | 10 | 127 | 224..) && !(o[0] == 198 && (o[1] & 0xfe) == 18)
+            !(matches!(o[0], 0 | 10 | 127 | 224..) || (o[0] == 198 && (o[1] & 0xfe) == 18))
         })
         .filter(|(p, _)| seen.insert(*p))
         .collect()
@@ -318,7 +318,7 @@ fn full_table_start_and_100k_changes_under_traffic() {
         .map(|i| match i % 3 {
             0 => table[i * 50_000 / 300].0.host(1).unwrap(),
             1 => table[50_000 + i * 25_000 / 300].0.host(1).unwrap(),
-            _ => Ipv4Addr::new(240, (i * 83 >> 8) as u8, (i * 83 & 0xff) as u8, 1),
+            _ => Ipv4Addr::new(240, ((i * 83) >> 8) as u8, ((i * 83) & 0xff) as u8, 1),
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(30);

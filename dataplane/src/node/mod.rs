@@ -525,7 +525,7 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
             crate::fib::flow_hash(m.src, m.dst, l4)
         };
-        let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst, hash) {
+        let (mtu, next) = match ip4_lookup::ip4_next_hop_hashed(fib, entries[i], m.dst, hash) {
             Verdict::Drop(reason) => {
                 out[i] = reject(
                     ctx,
