@@ -249,3 +249,59 @@ fn nexthop_object_groups_spread_by_weight() {
         "weights 1:3 gave {light}:{heavy} flows"
     );
 }
+
+#[test]
+fn a_path_whose_neighbour_failed_is_skipped_until_it_resolves() {
+    require_privileges!();
+    let (x, gws) = setup("ecmp4", &["--multipath-hash", "l4"]);
+    let (tx, rx) = (x.h1_socket(), capture(&x));
+    let to: Vec<(Ipv4Addr, u16)> = (0..FLOWS).map(|i| (dst(9), 40_000 + i)).collect();
+    let before = flows(&x, &tx, &rx, &to);
+    assert!(before.values().any(|&m| m == G2_MAC));
+    // The kernel gives up on G2 (Linux `fib_multipath_use_neigh`): its flows go to live paths,
+    // the others stay where they were.
+    let g2 = gws[2].to_string();
+    x.topo
+        .router()
+        .ip(&["neigh", "replace", &g2, "dev", "p1", "nud", "failed"])
+        .unwrap();
+    let mut after = flows(&x, &tx, &rx, &to);
+    for _ in 0..50 {
+        if after.values().all(|&m| m != G2_MAC) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        after = flows(&x, &tx, &rx, &to);
+    }
+    for (k, mac) in &before {
+        if *mac == G2_MAC {
+            assert_ne!(after[k], G2_MAC, "{k:?} still sent to a FAILED neighbour");
+        } else {
+            assert_eq!(after[k], *mac, "{k:?} moved although its path is alive");
+        }
+    }
+    // G2 resolves again: every flow is back on its own path.
+    x.topo
+        .router()
+        .ip(&[
+            "neigh",
+            "replace",
+            &g2,
+            "lladdr",
+            "02:00:00:00:02:52",
+            "dev",
+            "p1",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    let mut back = flows(&x, &tx, &rx, &to);
+    for _ in 0..50 {
+        if back == before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        back = flows(&x, &tx, &rx, &to);
+    }
+    assert_eq!(back, before, "flows did not return once G2 resolved");
+}
