@@ -150,6 +150,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Result<Fib> {
             nexthops: vec![RouteNextHop {
                 gateway: None,
                 ifindex: 10,
+                weight: 1,
             }],
             mtu: 0,
         },
@@ -160,6 +161,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Result<Fib> {
             nexthops: vec![RouteNextHop {
                 gateway: None,
                 ifindex: 11,
+                weight: 1,
             }],
             mtu: 0,
         },
@@ -177,6 +179,7 @@ fn build_fib(routes: &[(u32, u8)]) -> Result<Fib> {
             nexthops: vec![RouteNextHop {
                 gateway: Some(gw(i as u32)),
                 ifindex: 11,
+                weight: 1,
             }],
             mtu: 0,
         });

@@ -40,6 +40,7 @@ fn main() {
         nexthops: vec![RouteNextHop {
             gateway: gw.map(ip),
             ifindex,
+            weight: 1,
         }],
         mtu: 0,
     };

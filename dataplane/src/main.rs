@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use serde::de::DeserializeOwned;
 use toml::Value;
-use xfwd::control::config::{BindMode, IdleMode, Martians, RpFilter, XdpMode};
+use xfwd::control::config::{BindMode, IdleMode, Martians, MultipathHash, RpFilter, XdpMode};
 use xfwd::control::report::{ErrorsReport, NeighboursReport, RoutesReport, StatsReport};
 use xfwd::control::server::{self, DEFAULT_CONTROL, Request};
 use xfwd::ops::config::{DEFAULT_PATH, ReloadOutcome, Source};
@@ -197,6 +197,10 @@ struct RunArgs {
     /// Martian addresses: RFC 1812 (also class E and 169.254/16; default) or Linux's set.
     #[arg(long, value_enum)]
     martians: Option<Martians>,
+    /// What multipath routes hash to pick a path: l3 = addresses (Linux policy 0, default),
+    /// l4 = the 5-tuple (policy 1).
+    #[arg(long, value_enum)]
+    multipath_hash: Option<MultipathHash>,
     /// Forward loose source-routed packets (Linux accept_source_route; default: drop them).
     #[arg(long)]
     accept_source_route: bool,
@@ -292,6 +296,9 @@ impl RunArgs {
         }
         if self.accept_source_route {
             src.flag("forwarding.accept_source_route", true);
+        }
+        if let Some(v) = self.multipath_hash {
+            src.flag("forwarding.multipath_hash", enum_name(&v));
         }
         if self.no_icmp_errors {
             src.flag("icmp.enabled", false);

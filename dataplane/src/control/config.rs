@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use crate::neigh::PendingLimits;
 pub use crate::node::icmp::IcmpConfig;
-pub use crate::node::{ForwardConfig, Martians, RpFilter};
+pub use crate::node::{ForwardConfig, Martians, MultipathHash, RpFilter};
 
 /// How the XDP program is attached.
 #[derive(
@@ -82,6 +82,8 @@ pub struct RunConfig {
     pub accept_source_route: bool,
     /// ICMP errors (Linux `net.ipv4.icmp_*`).
     pub icmp: IcmpConfig,
+    /// What multipath routes hash to pick a path (Linux `fib_multipath_hash_policy` 0 / 1).
+    pub multipath_hash: MultipathHash,
 }
 
 impl Default for RunConfig {
@@ -105,6 +107,7 @@ impl Default for RunConfig {
             martians: Martians::Rfc1812,
             accept_source_route: false,
             icmp: IcmpConfig::default(),
+            multipath_hash: MultipathHash::L3,
         }
     }
 }
@@ -117,6 +120,7 @@ impl RunConfig {
             martians: self.martians,
             accept_source_route: self.accept_source_route,
             icmp: self.icmp,
+            multipath_hash: self.multipath_hash,
         }
     }
 

@@ -670,10 +670,7 @@ fn routes_report(
     if len.is_none() {
         report.lookup = Some(addr.to_string());
         let fib = instance.fib.load();
-        report.fib_entry = fib
-            .routes
-            .entry(fib.routes.lookup(addr.to_bits()))
-            .map(|e| format!("{e:?}"));
+        report.fib_entry = fib.routes.describe(fib.routes.lookup(addr.to_bits()));
     }
     report.routes = matches.into_iter().map(row).collect();
     Ok(report)

@@ -157,6 +157,7 @@ fn route_input(state: &KernelState, r: &Route) -> Option<RouteInput> {
                     input.nexthops.push(RouteNextHop {
                         gateway: None,
                         ifindex: 0,
+                        weight: 1,
                     });
                 }
             }
@@ -170,6 +171,7 @@ fn usable_path(nh: &NextHop) -> Option<RouteNextHop> {
     (!nh.dead && nh.gateway6.is_none() && nh.encap.is_none()).then_some(RouteNextHop {
         gateway: nh.gateway,
         ifindex: nh.ifindex,
+        weight: nh.weight,
     })
 }
 
@@ -402,6 +404,50 @@ mod tests {
                 })
             })
             .collect()
+    }
+
+    #[test]
+    fn multipath_routes_become_groups_without_dead_or_unusable_paths() {
+        use crate::fib::FibEntry;
+        let mut state = KernelState::new();
+        state.apply(KernelEvent::NewLink(link(2)));
+        state.apply(KernelEvent::NewLink(link(3)));
+        let names = vec!["eth2".to_owned(), "eth3".to_owned()];
+        let nh = |gw: u32, ifindex: u32, weight: u16, dead: bool| {
+            let mut r = route(0, 0, 0, Some(gw), ifindex);
+            let mut n = r.nexthops.pop().unwrap();
+            (n.weight, n.dead) = (weight, dead);
+            n
+        };
+        let mut r = route(0xc633_6400, 24, 0, None, 2);
+        r.nexthops = vec![
+            nh(0x0a00_0001, 2, 1, false),
+            nh(0x0a00_0002, 3, 3, false),
+            nh(0x0a00_0003, 3, 1, true),
+        ];
+        state.apply(KernelEvent::NewRoute(r.clone(), RoutePlacement::Replace));
+        let mut b = TableBuilder::new(&state, &names).unwrap();
+        let entry = |b: &TableBuilder| {
+            let fib = b.published().load_full();
+            let e = fib.routes.entry(fib.routes.lookup(0xc633_6407));
+            (e, fib.routes.describe(fib.routes.lookup(0xc633_6407)))
+        };
+        let (e, d) = entry(&b);
+        assert!(matches!(e, Some(FibEntry::Multipath { .. })), "{e:?}");
+        assert_eq!(
+            d.unwrap(),
+            "Multipath via 10.0.0.1 port 0 (weight 1), via 10.0.0.2 port 1 (weight 3)"
+        );
+        // Down to one live path: a plain gateway, in place.
+        r.nexthops[1].dead = true;
+        let change = state.apply(KernelEvent::NewRoute(r.clone(), RoutePlacement::Replace));
+        b.update(&state, change, &[(r.dst, 24)]);
+        assert_eq!(entry(&b).0, Some(FibEntry::Gateway { nh: 0 }));
+        // A path out of an interface xfwd does not drive: first path only (no group).
+        r.nexthops = vec![nh(0x0a00_0001, 2, 1, false), nh(0x0a00_0009, 9, 1, false)];
+        let change = state.apply(KernelEvent::NewRoute(r.clone(), RoutePlacement::Replace));
+        b.update(&state, change, &[(r.dst, 24)]);
+        assert_eq!(entry(&b).0, Some(FibEntry::Gateway { nh: 0 }));
     }
 
     proptest! {

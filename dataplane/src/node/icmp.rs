@@ -378,9 +378,14 @@ pub fn send_error(
         events(Event::IcmpRateLimitedGlobal);
         return None;
     }
-    // The route back to the sender.
+    let inbound = ingress
+        .filter(|_| st.cfg.use_inbound_ifaddr)
+        .and_then(|p| fib.addrs.select(p, orig_src));
+    // The route back to the sender; over a multipath route, the path of the error's own flow
+    // (Linux `icmp_route_lookup` → `fib_multipath_hash`: the source as chosen so far, else 0).
     let entry = fib.routes.lookup(orig_src);
-    let (key, l2) = match fib.verdict(entry, orig_src) {
+    let hash = || crate::fib::flow_hash(inbound.unwrap_or(0), orig_src, 0);
+    let (key, l2) = match fib.verdict_hashed(entry, orig_src, hash) {
         Verdict::Forward(adj) => (adj.key(), Some(adj.l2)),
         Verdict::Resolve { key, .. } => (key, None),
         Verdict::Drop(_) => {
@@ -388,9 +393,6 @@ pub fn send_error(
             return None;
         }
     };
-    let inbound = ingress
-        .filter(|_| st.cfg.use_inbound_ifaddr)
-        .and_then(|p| fib.addrs.select(p, orig_src));
     let Some(src) = inbound.or_else(|| fib.addrs.select(key.port, key.ip)) else {
         events(Event::IcmpNoRoute);
         return None;

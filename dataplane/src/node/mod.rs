@@ -23,6 +23,7 @@ pub mod ip4_options;
 pub mod ip4_rewrite;
 
 use crate::drop::{DropReason, Event};
+pub use crate::fib::MultipathHash;
 use crate::fib::{Fib, FibEntry, L2_LEN, NO_ROUTE, NextHopKey, PortId, Verdict};
 use crate::wire::{EthernetAddress, Ipv4Packet, ipv4};
 use icmp::{IcmpConfig, IcmpError, IcmpState};
@@ -104,6 +105,8 @@ pub struct ForwardConfig {
     pub martians: Martians,
     /// `--accept-source-route`.
     pub accept_source_route: bool,
+    /// `--multipath-hash`: what multipath routes hash to pick a path.
+    pub multipath_hash: MultipathHash,
     /// ICMP errors.
     pub icmp: IcmpConfig,
 }
@@ -296,6 +299,13 @@ fn rp_check(fib: &Fib, src: u32, ingress: PortId, mode: RpFilter) -> Option<Drop
             (mode == RpFilter::Strict && port != ingress).then_some(DropReason::RpFilter)
         }
         Some(FibEntry::NotManaged) => (mode == RpFilter::Strict).then_some(DropReason::RpFilter),
+        // Linux `fib_info_nh_uses_dev`: any path of the route may lead back by `ingress`.
+        Some(FibEntry::Multipath { group }) => (mode == RpFilter::Strict
+            && !fib.routes.groups()[group as usize]
+                .members()
+                .iter()
+                .any(|&(nh, _)| fib.routes.nexthops()[nh as usize].port == ingress))
+        .then_some(DropReason::RpFilter),
         Some(FibEntry::Local | FibEntry::Broadcast) => Some(DropReason::MartianSrcLocal),
         Some(FibEntry::Blackhole | FibEntry::Unreachable | FibEntry::Prohibit) => {
             Some(DropReason::RpFilter)
@@ -508,7 +518,14 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
             out[i] = Outcome::Drop(reason);
             continue;
         }
-        let (mtu, next) = match ip4_lookup::ip4_next_hop(fib, entries[i], m.dst) {
+        let policy = ctx.cfg.multipath_hash;
+        let hash = || {
+            let ip = &batch.packet_mut(i)[L2_LEN..];
+            let frag = m.mf || m.frag_offset != 0;
+            let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
+            crate::fib::flow_hash(m.src, m.dst, l4)
+        };
+        let (mtu, next) = match ip4_lookup::ip4_next_hop_hashed(fib, entries[i], m.dst, hash) {
             Verdict::Drop(reason) => {
                 out[i] = reject(
                     ctx,
@@ -647,6 +664,7 @@ mod tests {
             nexthops: vec![RouteNextHop {
                 gateway: gw.map(ip),
                 ifindex,
+                weight: 1,
             }],
             mtu: 0,
         };
@@ -660,6 +678,21 @@ mod tests {
                 route("192.0.2.0", 24, RouteType::Unicast, Some("172.16.0.1"), 99),
                 route("198.51.100.0", 24, RouteType::Unreachable, None, 0),
                 route("198.51.101.0", 24, RouteType::Prohibit, None, 0),
+                RouteInput {
+                    nexthops: vec![
+                        RouteNextHop {
+                            gateway: Some(ip("10.0.2.3")),
+                            ifindex: 11,
+                            weight: 1,
+                        },
+                        RouteNextHop {
+                            gateway: Some(ip("10.0.2.2")),
+                            ifindex: 11,
+                            weight: 1,
+                        },
+                    ],
+                    ..route("198.20.0.0", 24, RouteType::Unicast, None, 11)
+                },
             ],
             [ip("10.0.1.1"), ip("10.0.2.1")],
             [ip("10.0.2.255")],
@@ -699,6 +732,90 @@ mod tests {
                 vec![ip("10.0.1.255").to_bits(), ip("10.0.2.255").to_bits()],
             )),
         }
+    }
+
+    /// The gateway MAC each of `sports` (UDP from 10.0.1.2 to 198.20.0.5) is sent to.
+    fn ecmp_paths(policy: MultipathHash, sports: impl Iterator<Item = u16>) -> Vec<[u8; 6]> {
+        let frames: Vec<Vec<u8>> = sports
+            .map(|sp| {
+                let mut v = Vec::new();
+                PacketBuilder::ethernet2(H1_MAC, P0_MAC)
+                    .ipv4([10, 0, 1, 2], [198, 20, 0, 5], 64)
+                    .udp(sp, 5000)
+                    .write(&mut v, &[0xab; 18])
+                    .unwrap();
+                v
+            })
+            .collect();
+        let mut c = ctx(ForwardConfig {
+            multipath_hash: policy,
+            ..ForwardConfig::default()
+        });
+        let mut macs = Vec::new();
+        for chunk in frames.chunks(BATCH) {
+            let (out, outcomes) = run_with(&mut c, 0, chunk.to_vec());
+            for (f, o) in out.iter().zip(outcomes) {
+                assert_eq!(o, Outcome::Tx(1));
+                macs.push(f[..6].try_into().unwrap());
+            }
+        }
+        macs
+    }
+
+    #[test]
+    fn multipath_routes_spread_flows_by_policy() {
+        let l4 = ecmp_paths(MultipathHash::L4, 1000..1400);
+        let to_gw = l4.iter().filter(|m| **m == GW_MAC).count();
+        let to_h2 = l4.iter().filter(|m| **m == H2_MAC).count();
+        assert_eq!(to_gw + to_h2, 400, "every packet to a group member");
+        assert!(to_gw > 100 && to_h2 > 100, "l4 split {to_gw}/{to_h2}");
+        // A flow sticks to its path.
+        assert_eq!(ecmp_paths(MultipathHash::L4, 1000..1400), l4);
+        // Addresses only: one source/destination pair is one path.
+        let l3 = ecmp_paths(MultipathHash::L3, 1000..1400);
+        assert!(l3.iter().all(|m| *m == l3[0]), "l3 used several paths");
+    }
+
+    #[test]
+    fn icmp_errors_back_over_a_multipath_route_hash_their_own_flow() {
+        let fib = fib();
+        let mut c = ctx(ForwardConfig::default());
+        let mut used = std::collections::HashSet::new();
+        for n in 1..=64u8 {
+            // TTL 1 from a sender behind the multipath route, arriving on p1.
+            let mut f = raw([198, 20, 0, n], [10, 0, 1, 2], 1, false, &[], 8);
+            f[..6].copy_from_slice(&P1_MAC);
+            let (out, o) = run_with(&mut c, 1, vec![f]);
+            let Outcome::Icmp { key, resolved, .. } = o[0] else {
+                panic!("{:?}", o[0]);
+            };
+            assert!(resolved);
+            let src = u32::from_be_bytes([198, 20, 0, n]);
+            let want = match fib.verdict_hashed(fib.routes.lookup(src), src, || {
+                crate::fib::flow_hash(0, src, 0)
+            }) {
+                Verdict::Forward(adj) => adj.key(),
+                v => panic!("{v:?}"),
+            };
+            assert_eq!(key, want, "the error to {src:#x} took another path");
+            let mac: [u8; 6] = out[0][..6].try_into().unwrap();
+            assert!(mac == GW_MAC || mac == H2_MAC);
+            used.insert(mac);
+            c.icmp = IcmpState::new(c.cfg.icmp, 1, 0);
+            c.now_ms += 10_000;
+        }
+        assert_eq!(used.len(), 2, "errors to 64 senders used one path");
+    }
+
+    #[test]
+    fn strict_rp_filter_accepts_any_path_of_a_multipath_route() {
+        let fib = fib();
+        let src = u32::from_be_bytes([198, 20, 0, 9]);
+        assert_eq!(rp_check(&fib, src, 1, RpFilter::Strict), None);
+        assert_eq!(
+            rp_check(&fib, src, 0, RpFilter::Strict),
+            Some(DropReason::RpFilter)
+        );
     }
 
     fn ctx(cfg: ForwardConfig) -> Ip4Ctx {

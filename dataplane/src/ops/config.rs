@@ -22,7 +22,7 @@ use anyhow::{Result, bail};
 use toml::Value;
 
 use crate::control::config::{
-    BindMode, IdleMode, Martians, RpFilter, RunConfig, XdpMode, parse_cpu_list,
+    BindMode, IdleMode, Martians, MultipathHash, RpFilter, RunConfig, XdpMode, parse_cpu_list,
 };
 
 /// Where the configuration file is looked for when `-c` is not given.
@@ -327,6 +327,20 @@ pub const KEYS: &[Key] = &[
               `ip4_source_route` otherwise.",
         set: |s, v| {
             s.run.accept_source_route = boolean(v)?;
+            Ok(())
+        },
+    },
+    Key {
+        name: "forwarding.multipath_hash",
+        ty: "string",
+        default: "\"l3\"",
+        live: false,
+        flag: Some("--multipath-hash"),
+        doc: "What multipath (ECMP) routes hash to pick a path: `l3` (source and destination \
+              addresses, Linux `fib_multipath_hash_policy` 0) or `l4` (the 5-tuple, policy 1; \
+              fragments and protocols without ports hash addresses and protocol).",
+        set: |s, v| {
+            s.run.multipath_hash = value_enum::<MultipathHash>(v)?;
             Ok(())
         },
     },

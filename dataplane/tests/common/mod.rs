@@ -104,6 +104,34 @@ impl XfwdTopo {
         Ok(serde_json::from_slice(&out.stdout)?)
     }
 
+    /// What xfwd's FIB does with `addr` (`xfwd show routes ADDR`: its `fib_entry`).
+    pub fn fib_entry(&self, addr: Ipv4Addr) -> String {
+        let out = Command::new(xfwd_bin())
+            .args(["show", "routes", &addr.to_string(), "--json", "--control"])
+            .arg(&self.control)
+            .output()
+            .expect("xfwd show routes");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v["fib_entry"].as_str().unwrap_or("").to_owned()
+    }
+
+    /// Waits until `pred(fib_entry(addr))` holds; returns the last entry either way.
+    pub fn wait_fib_entry(
+        &self,
+        addr: Ipv4Addr,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let e = self.fib_entry(addr);
+            if pred(&e) || Instant::now() >= deadline {
+                return e;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Packets dropped for `reason` so far.
     pub fn drops(&self, reason: &str) -> u64 {
         self.stats()
