@@ -194,7 +194,7 @@ struct Alloc {
 /// an internal writer lock.
 #[derive(Debug)]
 pub struct Dir16 {
-    l1: Box<[AtomicU32]>,
+    l1: Box<[AtomicU32; L1_SLOTS]>,
     chunks: Region,
     max_chunks: u32,
     alloc: Mutex<Alloc>,
@@ -209,6 +209,9 @@ impl Dir16 {
     pub fn with_capacity(max_chunks: u32) -> std::io::Result<Self> {
         let max_chunks = max_chunks.clamp(1, 1 << 24);
         let l1: Box<[AtomicU32]> = (0..L1_SLOTS).map(|_| AtomicU32::new(MISS)).collect();
+        let Ok(l1) = l1.try_into() else {
+            unreachable!("collected exactly L1_SLOTS slots")
+        };
         Ok(Dir16 {
             l1,
             chunks: Region::reserve(max_chunks)?,
@@ -234,26 +237,55 @@ impl Dir16 {
     }
 
     /// The value of the longest prefix covering `addr` (host order), or [`MISS`].
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, addr: u32) -> u32 {
-        let chunks = self.chunks.slots();
+        // `l1` is a fixed-size array: the top 16 bits always index it, no bounds check.
         let mut e = self.l1[(addr >> 16) as usize].load(Ordering::Acquire);
         if e & PTR != 0 {
-            e = chunks[chunk_slot(e, addr >> 8)].load(Ordering::Acquire);
+            e = self.chunk_entry(e, addr >> 8);
             if e & PTR != 0 {
-                e = chunks[chunk_slot(e, addr)].load(Ordering::Acquire);
+                e = self.chunk_entry(e, addr);
             }
         }
         e & VALUE_MASK
     }
 
+    /// The slot of chunk pointer `e` that address bits `bits & 0xff` select, without a bounds
+    /// check.
+    #[inline(always)]
+    fn chunk_entry(&self, e: u32, bits: u32) -> u32 {
+        let i = chunk_slot(e, bits);
+        debug_assert!(e & PTR != 0 && i < self.chunks.slots);
+        // SAFETY: `e` is a pointer entry read from this table, and pointer entries are only
+        // ever written by `descend`, with a chunk index `alloc_chunk` handed out, which is below
+        // `max_chunks`; the region holds `max_chunks * CHUNK` slots, so `i` is inside it. Chunks
+        // are never unmapped while `self` lives (retired ones stay mapped and readable).
+        unsafe { (*self.chunks.ptr.add(i)).load(Ordering::Acquire) }
+    }
+
+    /// Starts loading the second-level slot `a` needs, if its first-level entry points down
+    /// (chunk 0's first line otherwise: no branch, so no mispredict flushes it).
+    #[inline(always)]
+    fn prefetch_level2(&self, a: u32, e1: u32) {
+        let down = 0u32.wrapping_sub(e1 >> 31);
+        let i = ((e1 & VALUE_MASK & down) as usize) << 8 | ((a >> 8) & 0xff & down) as usize;
+        prefetch(self.chunks.ptr.wrapping_add(i));
+    }
+
     /// Looks up a batch: `out[i] = lookup(addrs[i])`.
     ///
-    /// A plain loop on purpose: the lookups are independent, so the out-of-order core already
-    /// keeps several in flight and overlaps their cache misses. Measured against a
-    /// breadth-first version with software prefetch (DPDK `rte_lpm_lookupx4` / VPP quad-loop
-    /// style) and a branch-free one (every lookup three loads, no data-dependent branch), this
-    /// loop was the fastest on both in-table and random addresses (`docs/fib.md`).
+    /// Two walks, chosen per batch from the first 4 addresses' first-level entries:
+    /// - all point down (traffic to a few busy prefixes, or a sweep of a table): a plain loop of independent lookups. The descend branch predicts well and the
+    ///   out-of-order core overlaps the loads by itself; staging would only add instructions.
+    /// - otherwise (addresses spread over the space: about half of a full table's /16s point
+    ///   down, so the branch is a coin toss): groups of 32 walked breadth-first, the first
+    ///   level for the whole group with a branch-free prefetch of each second-level slot, then
+    ///   the rest. The misses into the chunk region overlap instead of waiting behind
+    ///   mispredicted branches.
+    ///
+    /// Measured in one process on the 1 M table (`docs/fib.md`): against the plain loop alone,
+    /// 6-10 % faster on uniformly random addresses (12-23 % when the machine is loaded) and
+    /// 2-5 % slower in-table (the sample's loads).
     ///
     /// # Panics
     ///
@@ -261,8 +293,39 @@ impl Dir16 {
     #[inline]
     pub fn lookup_batch(&self, addrs: &[u32], out: &mut [u32]) {
         let out = &mut out[..addrs.len()];
-        for (a, o) in addrs.iter().zip(out.iter_mut()) {
-            *o = self.lookup(*a);
+        let sample = addrs.len().min(4);
+        let down: usize = addrs[..sample]
+            .iter()
+            .map(|a| (self.l1[(*a >> 16) as usize].load(Ordering::Relaxed) >> 31) as usize)
+            .sum();
+        if down == sample {
+            for (a, o) in addrs.iter().zip(out.iter_mut()) {
+                *o = self.lookup(*a);
+            }
+        } else {
+            self.lookup_batch_staged::<32>(addrs, out);
+        }
+    }
+
+    /// The breadth-first walk of [`Self::lookup_batch`], in groups of `G`.
+    #[inline]
+    fn lookup_batch_staged<const G: usize>(&self, addrs: &[u32], out: &mut [u32]) {
+        for (ag, og) in addrs.chunks(G).zip(out.chunks_mut(G)) {
+            let mut e1 = [0u32; G];
+            for (a, e) in ag.iter().zip(e1.iter_mut()) {
+                *e = self.l1[(*a >> 16) as usize].load(Ordering::Acquire);
+                self.prefetch_level2(*a, *e);
+            }
+            for ((a, o), e) in ag.iter().zip(og.iter_mut()).zip(e1.iter()) {
+                let mut e = *e;
+                if e & PTR != 0 {
+                    e = self.chunk_entry(e, *a >> 8);
+                    if e & PTR != 0 {
+                        e = self.chunk_entry(e, *a);
+                    }
+                }
+                *o = e & VALUE_MASK;
+            }
         }
     }
 
@@ -495,9 +558,80 @@ impl Dir16 {
     }
 }
 
+/// Hints the cache to load the line at `p`. A prefetch never faults, whatever the address.
+#[inline(always)]
+fn prefetch(p: *const AtomicU32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` only hints the cache; it has no architectural effect and never faults.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// The slot of chunk pointer `e` that address bits `bits & 0xff` select.
 #[inline(always)]
 fn chunk_slot(e: u32, bits: u32) -> usize {
     // Masking the chunk index keeps the slot inside the 2^24-chunk maximum.
     ((e & (VALUE_MASK)) as usize) << 8 | (bits & 0xff) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mask(len: u8) -> u32 {
+        super::super::lpm::mask(len)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        /// Both batch walks (plain loop when the sampled addresses all point down, staged with
+        /// prefetch otherwise) agree with a linear longest-match scan, for every batch length.
+        #[test]
+        fn batch_walks_agree_with_linear_scan(
+            routes in proptest::collection::vec(
+                (prop_oneof![Just(0x0a00_0000u32), Just(0x0a07_0000u32), any::<u32>()],
+                 any::<u32>(), 0u8..=32, 0u32..1000),
+                1..64,
+            ),
+            noise in proptest::collection::vec(any::<u32>(), 1..=64),
+            spread in any::<bool>(),
+        ) {
+            let dir = Dir16::with_capacity(4096).unwrap();
+            let mut table: Vec<(u32, u8, u32)> = Vec::new();
+            // A /24 in 10.0/16 and 10.7/16 always: those /16s point down.
+            for (base, bits, len, v) in routes.into_iter().chain([
+                (0x0a00_0000, 0x100, 24, 1),
+                (0x0a07_0000, 0x200, 24, 2),
+            ]) {
+                let p = (base ^ (bits & 0xffff)) & mask(len);
+                dir.insert(p, len, v).unwrap();
+                table.retain(|r| (r.0, r.1) != (p, len));
+                table.push((p, len, v));
+            }
+            let scan = |a: u32| {
+                table
+                    .iter()
+                    .filter(|r| a & mask(r.1) == r.0)
+                    .max_by_key(|r| r.1)
+                    .map_or(MISS, |r| r.2)
+            };
+            // Spread: anywhere. Otherwise inside the two /16s that point down (plain loop).
+            let addrs: Vec<u32> = noise
+                .iter()
+                .map(|&n| if spread { n } else { 0x0a00_0000 | (n & 0x0007_ffff) })
+                .collect();
+            for n in 1..=addrs.len() {
+                let mut out = [0u32; 64];
+                dir.lookup_batch(&addrs[..n], &mut out);
+                for (a, o) in addrs[..n].iter().zip(out) {
+                    prop_assert_eq!(o, scan(*a), "batch of {} at {:#x}", n, a);
+                    prop_assert_eq!(dir.lookup(*a), o);
+                }
+            }
+        }
+    }
 }
