@@ -7,9 +7,10 @@
 //! XFWD_PRIV_TESTS=1 cargo test -p xfwd --release --test e2e_full_table -- --ignored --nocapture
 //! ```
 //!
-//! Ignored by default: loading 1 M routes with `ip -batch` takes about half a minute. The table
-//! is `routes-v4-1m.txt.gz` (`XFWD_ROUTES_1M`, or `shared/data/` above the crate); without it the
-//! test says so and skips.
+//! The full-table test is ignored by default: loading 1 M routes with `ip -batch` takes about
+//! half a minute. The table is `routes-v4-1m.txt.gz` (`XFWD_ROUTES_1M`, or `shared/data/` above
+//! the crate); without it the test says so and skips. CI runs the same path on 20,000 generated
+//! routes with a burst of 10,000 changes.
 
 mod common;
 
@@ -97,7 +98,32 @@ fn full_table_start_and_100k_changes_under_traffic() {
     };
     let table = load_table(&path);
     eprintln!("table: {} ({} prefixes used)", path.display(), table.len());
-    let topo = Topology::builder("ecft")
+    start_and_burst(&table, 100_000, "ecft");
+}
+
+/// The same path in CI, smaller: 20,000 generated routes (/24s and /28s), a burst of 10,000
+/// changes while the stream to an unchanged prefix flows.
+#[test]
+fn generated_table_start_and_10k_changes_under_traffic() {
+    require_privileges!();
+    let table: Vec<(Prefix, u32)> = (0..20_000u32)
+        .map(|i| {
+            let p = if i % 4 == 3 {
+                Prefix::new(Ipv4Addr::from_bits(0x7000_0000 + i * 16), 28)
+            } else {
+                Prefix::new(Ipv4Addr::from_bits(0x6400_0000 + i * 256), 24)
+            };
+            (p.unwrap(), i % 7)
+        })
+        .collect();
+    start_and_burst(&table, 10_000, "ecgt");
+}
+
+/// Loads `table` into the router's kernel, starts xfwd and times its first forwarded packet,
+/// then applies `burst_n` changes (half replaced, a quarter deleted, a quarter added) while a
+/// stream to an unchanged /24 flows, and checks xfwd's FIB against the kernel on samples.
+fn start_and_burst(table: &[(Prefix, u32)], burst_n: usize, tag: &str) {
+    let topo = Topology::builder(tag)
         .router_forwarding(false)
         .build()
         .unwrap();
@@ -156,7 +182,7 @@ fn full_table_start_and_100k_changes_under_traffic() {
 
     // The steady stream: a host of a /24 far from the changed part of the table, with no
     // longer prefix inside it anywhere in the table.
-    let changed = 75_000;
+    let changed = burst_n * 3 / 4;
     let (steady_prefix, steady_nh) = *table[changed..]
         .iter()
         .filter(|(p, _)| p.prefix_len() == 24)
@@ -233,19 +259,19 @@ fn full_table_start_and_100k_changes_under_traffic() {
     std::thread::sleep(Duration::from_millis(200));
     rx.drain().unwrap();
 
-    // 100 k changes: 50 k replaced (another gateway), 25 k deleted, 25 k added (240/8 is
-    // reserved, but routable in a namespace's table).
+    // burst_n changes: half replaced (another gateway), a quarter deleted, a quarter added
+    // (240/8 is reserved, but routable in a namespace's table).
     let burst = batch_file(
         "ft-burst",
-        table[..50_000]
+        table[..burst_n / 2]
             .iter()
             .map(|(p, nh)| format!("route replace {p} via {} dev p1", gw(nh + 1)))
             .chain(
-                table[50_000..changed]
+                table[burst_n / 2..changed]
                     .iter()
                     .map(|(p, _)| format!("route del {p}")),
             )
-            .chain((0..25_000u32).map(|i| {
+            .chain((0..(burst_n / 4) as u32).map(|i| {
                 format!(
                     "route add 240.{}.{}.0/24 via {} dev p1",
                     i >> 8,
@@ -306,7 +332,9 @@ fn full_table_start_and_100k_changes_under_traffic() {
         (sent, receiver.join().unwrap(), burst_s)
     });
     std::fs::remove_file(&burst).unwrap();
-    eprintln!("burst: 100,000 changes by ip -batch in {burst_s:.2} s; steady stream {got}/{sent}");
+    eprintln!(
+        "burst: {burst_n} changes by ip -batch in {burst_s:.2} s; steady stream {got}/{sent}"
+    );
     assert_eq!(
         got, sent,
         "packets of the unchanged prefix lost during the burst"
@@ -316,8 +344,11 @@ fn full_table_start_and_100k_changes_under_traffic() {
     // kernel's own lookup does.
     let samples: Vec<Ipv4Addr> = (0..300usize)
         .map(|i| match i % 3 {
-            0 => table[i * 50_000 / 300].0.host(1).unwrap(),
-            1 => table[50_000 + i * 25_000 / 300].0.host(1).unwrap(),
+            0 => table[i * (burst_n / 2) / 300].0.host(1).unwrap(),
+            1 => table[burst_n / 2 + i * (burst_n / 4) / 300]
+                .0
+                .host(1)
+                .unwrap(),
             _ => Ipv4Addr::new(240, ((i * 83) >> 8) as u8, ((i * 83) & 0xff) as u8, 1),
         })
         .collect();
