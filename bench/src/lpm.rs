@@ -330,6 +330,26 @@ fn dependent(addrs: &[u32], mut lookup: impl FnMut(u32) -> u32) -> u32 {
     r
 }
 
+/// Times a baseline that has only single lookups: batches are loops of them, then dependent.
+fn time_single_lookups(
+    r: &mut ImplResult,
+    runs: usize,
+    random: &[u32],
+    in_table: &[u32],
+    lookup: impl Fn(u32) -> u32,
+) {
+    let loop_batch = |a: &[u32]| {
+        batched(a, |b, o| {
+            b.iter()
+                .zip(o.iter_mut())
+                .for_each(|(x, y)| *y = lookup(*x))
+        })
+    };
+    r.ns_per_lookup_random = Some(time_ns(runs, random, loop_batch));
+    r.ns_per_lookup_in_table = Some(time_ns(runs, in_table, loop_batch));
+    r.ns_per_lookup_dependent = Some(time_ns(runs, in_table, |a| dependent(a, &lookup)));
+}
+
 fn bench_xfwd(
     routes: &[Route],
     random: &[u32],
@@ -438,21 +458,7 @@ fn bench_prefix_trie(
     }
     r.build_ms = median(&builds);
     let lookup = |a: u32| map.get_lpm(&net(a, 32)).map_or(u32::MAX, |(_, v)| *v);
-    r.ns_per_lookup_random = Some(time_ns(runs, random, |a| {
-        batched(a, |b, o| {
-            b.iter()
-                .zip(o.iter_mut())
-                .for_each(|(x, y)| *y = lookup(*x))
-        })
-    }));
-    r.ns_per_lookup_in_table = Some(time_ns(runs, in_table, |a| {
-        batched(a, |b, o| {
-            b.iter()
-                .zip(o.iter_mut())
-                .for_each(|(x, y)| *y = lookup(*x))
-        })
-    }));
-    r.ns_per_lookup_dependent = Some(time_ns(runs, in_table, |a| dependent(a, lookup)));
+    time_single_lookups(&mut r, runs, random, in_table, lookup);
     let picks = update_picks(routes, updates);
     let mut rates = Vec::new();
     for _ in 0..runs {
@@ -499,21 +505,7 @@ fn bench_ip_network_table(
             .longest_match_ipv4(Ipv4Addr::from_bits(a))
             .map_or(u32::MAX, |(_, v)| *v)
     };
-    r.ns_per_lookup_random = Some(time_ns(runs, random, |a| {
-        batched(a, |b, o| {
-            b.iter()
-                .zip(o.iter_mut())
-                .for_each(|(x, y)| *y = lookup(*x))
-        })
-    }));
-    r.ns_per_lookup_in_table = Some(time_ns(runs, in_table, |a| {
-        batched(a, |b, o| {
-            b.iter()
-                .zip(o.iter_mut())
-                .for_each(|(x, y)| *y = lookup(*x))
-        })
-    }));
-    r.ns_per_lookup_dependent = Some(time_ns(runs, in_table, |a| dependent(a, lookup)));
+    time_single_lookups(&mut r, runs, random, in_table, lookup);
     let picks = update_picks(routes, updates);
     let mut rates = Vec::new();
     for _ in 0..runs {
