@@ -319,28 +319,24 @@ fn run(setup: WorkerSetup) {
             }
 
             for (frame, outcome) in rx.drain(..).zip(out.iter()) {
-                match *outcome {
-                    Outcome::Tx(q) => ports[usize::from(q)].tx.push(frame),
+                // Packets (or the ICMP errors built in their place) whose next hop is not
+                // resolved yet wait in `parked`.
+                let to_park = match *outcome {
+                    Outcome::Tx(q) => {
+                        ports[usize::from(q)].tx.push(frame);
+                        None
+                    }
                     Outcome::TxStale(key) => {
                         ports[usize::from(key.port)].tx.push(frame);
                         confirm.ask(key, t0, &resolve);
+                        None
                     }
                     Outcome::Drop(reason) => {
                         local.drop_at(p, reason);
                         free.push(frame);
+                        None
                     }
-                    Outcome::Resolve(key) => {
-                        park(
-                            &mut parked,
-                            key,
-                            frame,
-                            t0,
-                            fib.generation,
-                            &resolve,
-                            &mut local,
-                            &mut free,
-                        );
-                    }
+                    Outcome::Resolve(key) => Some((key, frame)),
                     Outcome::Icmp {
                         reason,
                         key,
@@ -349,33 +345,40 @@ fn run(setup: WorkerSetup) {
                         local.drop_at(p, reason);
                         if resolved {
                             ports[usize::from(key.port)].tx.push(frame);
+                            None
                         } else {
-                            park(
-                                &mut parked,
-                                key,
-                                frame,
-                                t0,
-                                fib.generation,
-                                &resolve,
-                                &mut local,
-                                &mut free,
-                            );
+                            Some((key, frame))
                         }
                     }
-                    Outcome::Fragment { key, mtu } => fragment(
-                        &umem,
-                        fib,
-                        key,
-                        usize::from(mtu),
-                        frame,
-                        p,
-                        &mut free,
-                        &mut ports,
+                    Outcome::Fragment { key, mtu } => {
+                        fragment(
+                            &umem,
+                            fib,
+                            key,
+                            usize::from(mtu),
+                            frame,
+                            p,
+                            &mut free,
+                            &mut ports,
+                            &mut parked,
+                            t0,
+                            &resolve,
+                            &mut local,
+                        );
+                        None
+                    }
+                };
+                if let Some((key, frame)) = to_park {
+                    park(
                         &mut parked,
+                        key,
+                        frame,
                         t0,
+                        fib.generation,
                         &resolve,
                         &mut local,
-                    ),
+                        &mut free,
+                    );
                 }
             }
         }
