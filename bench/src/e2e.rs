@@ -239,17 +239,7 @@ impl Plan {
             a.flows
         );
         ensure!((1..=256).contains(&a.batch), "--batch is not in 1..=256");
-        let cpus: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.id)
-            .collect();
-        for (flag, cpu) in [("--gen-cpu", a.gen_cpu), ("--fwd-cpu", a.fwd_cpu)] {
-            ensure!(
-                cpus.contains(&cpu),
-                "{flag} {cpu}: this process may run on CPUs {cpus:?} only"
-            );
-        }
+        crate::forward::check_cpus(a.gen_cpu, a.fwd_cpu)?;
         let xfwd_bin = a
             .systems
             .contains(&E2eSystem::Xfwd)

@@ -219,17 +219,7 @@ impl Plan {
             args.batch
         );
         ensure!(args.udp_port != 0, "--udp-port 0 is not a port");
-        let cpus: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .iter()
-            .map(|c| c.id)
-            .collect();
-        for (flag, cpu) in [("--gen-cpu", args.gen_cpu), ("--fwd-cpu", args.fwd_cpu)] {
-            ensure!(
-                cpus.contains(&cpu),
-                "{flag} {cpu}: this process may run on CPUs {cpus:?} only"
-            );
-        }
+        check_cpus(args.gen_cpu, args.fwd_cpu)?;
         if args.gen_cpu == args.fwd_cpu {
             eprintln!(
                 "xfwd-bench: warning: generator and forwarding share CPU {}",
@@ -889,6 +879,22 @@ fn parse_xdp_xmit_errors(text: &str) -> u64 {
         .filter(|(k, _)| k.ends_with("_xdp_xmit_errors"))
         .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
         .sum()
+}
+
+/// Both CPUs (`--gen-cpu`, `--fwd-cpu`) are ones this process may run on.
+pub(crate) fn check_cpus(gen_cpu: usize, fwd_cpu: usize) -> Result<()> {
+    let cpus: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    for (flag, cpu) in [("--gen-cpu", gen_cpu), ("--fwd-cpu", fwd_cpu)] {
+        ensure!(
+            cpus.contains(&cpu),
+            "{flag} {cpu}: this process may run on CPUs {cpus:?} only"
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
