@@ -37,24 +37,7 @@ fn setup(ns: &str, extra: &[&str]) -> (XfwdTopo, [Ipv4Addr; 3]) {
         subnet.host(52).unwrap(),
     ];
     for (gw, mac) in [(gws[1], G1_MAC), (gws[2], G2_MAC)] {
-        let mac = mac
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":");
-        let gw = gw.to_string();
-        let argv = [
-            "neigh",
-            "replace",
-            &gw,
-            "lladdr",
-            &mac,
-            "dev",
-            "p1",
-            "nud",
-            "permanent",
-        ];
-        t.router().ip(&argv).unwrap();
+        t.router_permanent_neigh("p1", gw, mac).unwrap();
     }
     route(&x, "add", &gws);
     (x, gws)

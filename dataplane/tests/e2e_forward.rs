@@ -5,10 +5,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{XfwdTopo, behind_h2, collect_udp};
+use common::{XfwdTopo, behind_h2, collect_udp, stream_during};
 use xfwd_testbed::packet::{Malform, parse};
 use xfwd_testbed::process::ping;
 use xfwd_testbed::{End, require_privileges};
@@ -161,55 +160,19 @@ fn route_change_under_load_does_not_stall_forwarding() {
         .frame_from(End::H1, h2)
         .udp(40000, PORT, b"steady")
         .unwrap();
-    // A steady stream to h2 while the routing table churns under a different prefix. h2 counts
-    // concurrently, so a slow churn (a loaded machine) cannot overflow its socket buffer.
-    let total = AtomicUsize::new(usize::MAX);
-    let (sent, got) = std::thread::scope(|s| {
-        let receiver = s.spawn(|| {
-            let mut got = 0usize;
-            let mut deadline = None;
-            loop {
-                let want = total.load(Ordering::Acquire);
-                if want != usize::MAX {
-                    if got >= want {
-                        break;
-                    }
-                    let end =
-                        *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(3));
-                    if Instant::now() >= end {
-                        break;
-                    }
-                }
-                if let Ok(Some(frame)) = rx.recv_timeout(Duration::from_millis(50))
-                    && parse(&frame).is_ok_and(|p| p.udp().is_some_and(|u| u.dst_port == PORT))
-                {
-                    got += 1;
-                }
-            }
-            got
-        });
-        let churn = s.spawn(|| {
-            for i in 0..50 {
-                let kind = if i % 2 == 0 {
-                    "blackhole"
-                } else {
-                    "unreachable"
-                };
-                t.router()
-                    .exec(&["ip", "route", "replace", kind, &prefix])
-                    .unwrap();
-            }
-        });
-        let mut sent = 0;
-        while !churn.is_finished() {
-            for _ in 0..20 {
-                tx.send(&frame).unwrap();
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_millis(1));
+    // A steady stream to h2 while the routing table churns under a different prefix.
+    let is_stream = |f: &[u8]| parse(f).is_ok_and(|p| p.udp().is_some_and(|u| u.dst_port == PORT));
+    let (sent, got) = stream_during(&tx, &rx, &frame, 20, is_stream, || {
+        for i in 0..50 {
+            let kind = if i % 2 == 0 {
+                "blackhole"
+            } else {
+                "unreachable"
+            };
+            t.router()
+                .exec(&["ip", "route", "replace", kind, &prefix])
+                .unwrap();
         }
-        total.store(sent, Ordering::Release);
-        (sent, receiver.join().unwrap())
     });
     assert_eq!(
         got, sent,

@@ -18,10 +18,9 @@ use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{XfwdTopo, worker_cpu, xfwd_bin};
+use common::{XfwdTopo, run_argv, stream_during, worker_cpu};
 use xfwd_testbed::packet::parse;
 use xfwd_testbed::process::Daemon;
 use xfwd_testbed::{End, Prefix, Topology, require_privileges};
@@ -131,30 +130,13 @@ fn start_and_burst(table: &[(Prefix, u32)], burst_n: usize, tag: &str) {
     let h2 = t.iface(End::H2).addr;
     let subnet = t.iface(End::H2).subnet;
     let h2_mac = End::H2.mac();
-    let mac = h2_mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
     // Four gateways on h2's link, all answered by h2's MAC (permanent entries: the time to the
     // first packet is the FIB's, not ARP's).
     let gws: Vec<Ipv4Addr> = std::iter::once(h2)
         .chain((60..63).map(|n| subnet.host(n).unwrap()))
         .collect();
-    for gw in &gws {
-        let gw = gw.to_string();
-        let argv = [
-            "neigh",
-            "replace",
-            &gw,
-            "lladdr",
-            &mac,
-            "dev",
-            "p1",
-            "nud",
-            "permanent",
-        ];
-        t.router().ip(&argv).unwrap();
+    for &gw in &gws {
+        t.router_permanent_neigh("p1", gw, h2_mac).unwrap();
     }
     let gw = |nh: u32| gws[nh as usize % gws.len()];
     let load = batch_file(
@@ -206,18 +188,7 @@ fn start_and_burst(table: &[(Prefix, u32)], burst_n: usize, tag: &str) {
         .udp(40000, PORT, b"steady")
         .unwrap();
     let is_stream = |f: &[u8]| parse(f).is_ok_and(|p| p.udp().is_some_and(|u| u.dst_port == PORT));
-    let argv = [
-        xfwd_bin(),
-        "run",
-        "--iface",
-        "p0",
-        "--iface",
-        "p1",
-        "--control",
-        &control_s,
-        "--cpus",
-        &cpu,
-    ];
+    let argv = run_argv(&control_s, Some(&cpu));
     let start = Instant::now();
     let xfwd = Daemon::spawn(t.router(), &argv).unwrap();
     let mut ready = None;
@@ -281,55 +252,19 @@ fn start_and_burst(table: &[(Prefix, u32)], burst_n: usize, tag: &str) {
             })),
     );
     let gen0 = x.stats().unwrap()["fib"]["generation"].as_u64().unwrap();
-    let total = AtomicUsize::new(usize::MAX);
-    let (sent, got, burst_s) = std::thread::scope(|s| {
-        let receiver = s.spawn(|| {
-            let mut got = 0usize;
-            let mut deadline = None;
-            loop {
-                let want = total.load(Ordering::Acquire);
-                if want != usize::MAX {
-                    if got >= want {
-                        break;
-                    }
-                    let end =
-                        *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(3));
-                    if Instant::now() >= end {
-                        break;
-                    }
-                }
-                if let Ok(Some(f)) = rx.recv_timeout(Duration::from_millis(50))
-                    && is_stream(&f)
-                {
-                    got += 1;
-                }
-            }
-            got
-        });
+    let mut burst_s = 0.0;
+    let (sent, got) = stream_during(&tx, &rx, &frame, 10, is_stream, || {
         let b = Instant::now();
-        let churn = s.spawn(|| {
-            let out = t
-                .router()
-                .exec(&["ip", "-batch", &burst.to_string_lossy()])
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        });
-        let mut sent = 0;
-        while !churn.is_finished() {
-            for _ in 0..10 {
-                tx.send(&frame).unwrap();
-                sent += 1;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let burst_s = b.elapsed().as_secs_f64();
-        churn.join().unwrap();
-        total.store(sent, Ordering::Release);
-        (sent, receiver.join().unwrap(), burst_s)
+        let out = t
+            .router()
+            .exec(&["ip", "-batch", &burst.to_string_lossy()])
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        burst_s = b.elapsed().as_secs_f64();
     });
     std::fs::remove_file(&burst).unwrap();
     eprintln!(

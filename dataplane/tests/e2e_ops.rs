@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{worker_cpu, xfwd_bin};
+use common::{run_argv, worker_cpu, xfwd_bin};
 use serde_json::Value;
 use xfwd_testbed::process::{Daemon, Signal, ping};
 use xfwd_testbed::{End, NetNs, Topology, require_privileges};
@@ -324,18 +324,7 @@ fn kill_9_and_restart_falls_back_to_the_kernel_and_takes_over_again() {
     let control = std::env::temp_dir().join(format!("{}.sock", t.router().name()));
     let cpu = worker_cpu().to_string();
     let ctl = control.to_string_lossy().into_owned();
-    let argv = [
-        xfwd_bin(),
-        "run",
-        "--iface",
-        "p0",
-        "--iface",
-        "p1",
-        "--cpus",
-        &cpu,
-        "--control",
-        &ctl,
-    ];
+    let argv = run_argv(&ctl, Some(&cpu));
     let start = || {
         let d = Daemon::spawn(t.router(), &argv).unwrap();
         d.wait_for_line("ready", Duration::from_secs(20))
@@ -494,22 +483,7 @@ fn tune_proposes_applies_and_then_finds_nothing_to_change_on_veth() {
     // And xfwd runs on the tuned interfaces.
     let control = std::env::temp_dir().join(format!("{}.sock", r.name()));
     let ctl = control.to_string_lossy().into_owned();
-    let mut x = Daemon::spawn(
-        r,
-        &[
-            xfwd_bin(),
-            "run",
-            "--iface",
-            "p0",
-            "--iface",
-            "p1",
-            "--cpus",
-            &cpu,
-            "--control",
-            &ctl,
-        ],
-    )
-    .unwrap();
+    let mut x = Daemon::spawn(r, &run_argv(&ctl, Some(&cpu))).unwrap();
     x.wait_for_line("ready", Duration::from_secs(20)).unwrap();
     t.resolve_neighbours().unwrap();
     assert!(

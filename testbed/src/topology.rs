@@ -399,6 +399,24 @@ impl Topology {
         &self.router
     }
 
+    /// A permanent neighbour entry `ip → mac` on the router's interface `dev`, so no ARP runs
+    /// for it (`ip neigh replace IP lladdr MAC dev DEV nud permanent`).
+    pub fn router_permanent_neigh(&self, dev: &str, ip: Ipv4Addr, mac: [u8; 6]) -> Result<()> {
+        let (ip, mac) = (ip.to_string(), fmt_mac(mac));
+        self.router.ip(&[
+            "neigh",
+            "replace",
+            &ip,
+            "lladdr",
+            &mac,
+            "dev",
+            dev,
+            "nud",
+            "permanent",
+        ])?;
+        Ok(())
+    }
+
     /// Host h2's namespace.
     pub fn h2(&self) -> &NetNs {
         &self.h2

@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -48,18 +49,8 @@ impl XfwdTopo {
         let control = std::env::temp_dir().join(format!("{}.sock", topo.router().name()));
         let cpu = worker_cpu().to_string();
         let control_s = control.to_string_lossy().into_owned();
-        let mut argv = vec![
-            xfwd_bin(),
-            "run",
-            "--iface",
-            "p0",
-            "--iface",
-            "p1",
-            "--control",
-            &control_s,
-            "--log-level",
-            "debug",
-        ];
+        let mut argv = run_argv(&control_s, None);
+        argv.extend(["--log-level", "debug"]);
         if !extra.contains(&"--cpus") {
             argv.extend(["--cpus", &cpu]);
         }
@@ -180,6 +171,79 @@ impl XfwdTopo {
             .expect("ip link show");
         String::from_utf8_lossy(&out.stdout).contains("xdp")
     }
+}
+
+/// `xfwd run --iface p0 --iface p1 --control CONTROL [--cpus CPUS]`: the command every test
+/// topology starts xfwd with.
+pub fn run_argv<'a>(control: &'a str, cpus: Option<&'a str>) -> Vec<&'a str> {
+    let mut argv = vec![
+        xfwd_bin(),
+        "run",
+        "--iface",
+        "p0",
+        "--iface",
+        "p1",
+        "--control",
+        control,
+    ];
+    if let Some(c) = cpus {
+        argv.extend(["--cpus", c]);
+    }
+    argv
+}
+
+/// Sends `frame` on `tx`, `per_ms` frames a millisecond, for as long as `churn` runs on another
+/// thread, while `rx` counts the frames `is_stream` accepts concurrently (so a slow churn cannot
+/// overflow its socket buffer). Returns `(sent, received)` once every frame arrived or 3 s after
+/// the last was sent.
+pub fn stream_during(
+    tx: &RawSocket,
+    rx: &RawSocket,
+    frame: &[u8],
+    per_ms: usize,
+    is_stream: impl Fn(&[u8]) -> bool + Sync,
+    churn: impl FnOnce() + Send,
+) -> (usize, usize) {
+    let total = AtomicUsize::new(usize::MAX);
+    std::thread::scope(|s| {
+        let receiver = s.spawn(|| {
+            let mut got = 0usize;
+            let mut deadline = None;
+            loop {
+                let want = total.load(Ordering::Acquire);
+                if want != usize::MAX {
+                    if got >= want {
+                        break;
+                    }
+                    let end =
+                        *deadline.get_or_insert_with(|| Instant::now() + Duration::from_secs(3));
+                    if Instant::now() >= end {
+                        break;
+                    }
+                }
+                if let Ok(Some(f)) = rx.recv_timeout(Duration::from_millis(50))
+                    && is_stream(&f)
+                {
+                    got += 1;
+                }
+            }
+            got
+        });
+        let churn = s.spawn(churn);
+        let mut sent = 0;
+        while !churn.is_finished() {
+            for _ in 0..per_ms {
+                tx.send(frame).unwrap();
+                sent += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if let Err(panic) = churn.join() {
+            std::panic::resume_unwind(panic);
+        }
+        total.store(sent, Ordering::Release);
+        (sent, receiver.join().unwrap())
+    })
 }
 
 /// Receives frames on `sock` until `timeout` passes with nothing matching, returning the UDP
