@@ -197,6 +197,7 @@ fn fragment(
     let resolved = adj.state == AdjState::Resolved;
     local.events[Event::Fragmented as usize] += 1;
     let n = fr.count();
+    let mut made = 0;
     for _ in 0..n {
         let Some(mut f) = free.pop() else { break };
         let room = (L2_LEN + mtu).min(f.chunk_size() - f.headroom());
@@ -212,11 +213,17 @@ fn fragment(
         out[..L2_LEN].copy_from_slice(&adj.l2);
         let _ = f.set_len(L2_LEN + len);
         local.events[Event::FragmentsCreated as usize] += 1;
+        made += 1;
         if resolved {
             ports[usize::from(key.port)].tx.push(f);
         } else {
             park(parked, key, f, now, fib.generation, resolve, local, free);
         }
+    }
+    // Frames were counted up front, so this only happens if a frame cannot hold a fragment:
+    // the datagram is incomplete downstream, so count it as not forwarded.
+    if made < n {
+        local.drop_at(ingress, DropReason::FragNoFrame);
     }
     free.push(frame);
 }
