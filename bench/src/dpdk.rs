@@ -230,6 +230,7 @@ impl DpdkProc {
         topo: &Topology,
         cpu: usize,
         rules: &(PathBuf, PathBuf),
+        queue_size: Option<u16>,
     ) -> Result<DpdkProc> {
         use xfwd_testbed::End;
         let mac = |e: End| {
@@ -247,7 +248,13 @@ impl DpdkProc {
         let r4 = format!("--rule_ipv4={}", rules.0.display());
         let r6 = format!("--rule_ipv6={}", rules.1.display());
         let file_prefix = format!("--file-prefix={}", topo.router().name());
-        let argv = [
+        let sizes = queue_size.map(|n| {
+            [
+                format!("--rx-queue-size={n}"),
+                format!("--tx-queue-size={n}"),
+            ]
+        });
+        let mut argv = vec![
             bin_s.as_str(),
             "--no-huge",
             "-m",
@@ -272,6 +279,7 @@ impl DpdkProc {
             &r4,
             &r6,
         ];
+        argv.extend(sizes.iter().flatten().map(String::as_str));
         DpdkProc::start(topo, &argv, "entering main loop on lcore")
     }
 
@@ -280,11 +288,17 @@ impl DpdkProc {
     /// # Errors
     ///
     /// When it does not start forwarding (its log is in the error).
-    pub fn testpmd(topo: &Topology, main_cpu: usize, cpu: usize) -> Result<DpdkProc> {
+    pub fn testpmd(
+        topo: &Topology,
+        main_cpu: usize,
+        cpu: usize,
+        queue_size: Option<u16>,
+    ) -> Result<DpdkProc> {
+        let sizes = queue_size.map(|n| [format!("--rxd={n}"), format!("--txd={n}")]);
         let lcores = format!("{main_cpu},{cpu}");
         let main = main_cpu.to_string();
         let file_prefix = format!("--file-prefix={}", topo.router().name());
-        let argv = [
+        let mut argv = vec![
             "dpdk-testpmd",
             "--no-huge",
             "-m",
@@ -308,6 +322,7 @@ impl DpdkProc {
             // Without a terminal, testpmd only keeps running in its statistics loop.
             "--stats-period=3600",
         ];
+        argv.extend(sizes.iter().flatten().map(String::as_str));
         DpdkProc::start(topo, &argv, "packet forwarding - ports=")
     }
 }

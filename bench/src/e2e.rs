@@ -168,6 +168,11 @@ pub struct E2eArgs {
     /// The NAPI thread gets one level more. 0: normal scheduling.
     #[arg(long, default_value_t = 0)]
     pub realtime: u8,
+    /// RX and TX descriptors per DPDK queue (l3fwd `--rx-queue-size`/`--tx-queue-size`,
+    /// testpmd `--rxd`/`--txd`), e.g. xfwd's ring size to compare at equal buffering
+    /// [default: each program's own: l3fwd 1024, testpmd the PMD's 2048].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(64..))]
+    pub dpdk_queue_size: Option<u16>,
     /// Frames per generator batch (1..=256).
     #[arg(long, default_value_t = 64)]
     pub batch: u32,
@@ -409,6 +414,67 @@ fn realtime(prio: u8, tid: u32, all: bool) -> Result<()> {
     Ok(())
 }
 
+/// Drop counters along the path, read before and after each trial to say where lost frames
+/// died (the generator's own `xdp_xmit_errors` are read apart).
+struct LossPoints {
+    router_rx: u64,
+    router_tx: u64,
+    sink_rx: u64,
+}
+
+impl LossPoints {
+    fn read(topo: &Topology) -> Result<LossPoints> {
+        Ok(LossPoints {
+            router_rx: veth_rx_drops(topo.router(), End::P0.ifname())?,
+            router_tx: tx_dropped(topo.router(), End::P1.ifname())?,
+            sink_rx: veth_rx_drops(topo.h2(), End::H2.ifname())?,
+        })
+    }
+}
+
+/// Where a trial's lost frames died: "lost N: p0 rx A, p1 tx B, sink rx C, ingress full D,
+/// elsewhere E" (elsewhere: inside the system, e.g. a forwarder's own drops or frames still
+/// queued after the drain).
+pub fn loss_points(t: &Trial) -> String {
+    let known = t.router_rx_drops + t.router_tx_drops + t.sink_rx_drops + t.ingress_ring_full;
+    format!(
+        "lost {}: p0 rx {}, p1 tx {}, sink rx {}, ingress full {}, elsewhere {}",
+        t.lost,
+        t.router_rx_drops,
+        t.router_tx_drops,
+        t.sink_rx_drops,
+        t.ingress_ring_full,
+        t.lost.saturating_sub(known)
+    )
+}
+
+/// The sum of a veth's `rx_queue_N_drops` (frames its receive path dropped, XDP redirect
+/// failures included; not the `XDP_DROP` verdicts of `rx_queue_N_xdp_drops`).
+fn veth_rx_drops(ns: &xfwd_testbed::NetNs, dev: &str) -> Result<u64> {
+    let out = ns
+        .exec(&["ethtool", "-S", dev])
+        .context("ethtool (Debian package ethtool)")?;
+    Ok(parse_rx_queue_drops(&String::from_utf8_lossy(&out.stdout)))
+}
+
+fn parse_rx_queue_drops(text: &str) -> u64 {
+    text.lines()
+        .filter_map(|l| l.trim().split_once(": "))
+        .filter(|(k, _)| k.starts_with("rx_queue_") && k.ends_with("_drops") && !k.contains("xdp"))
+        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// A device's `tx_dropped` (`ip -s -j link`).
+fn tx_dropped(ns: &xfwd_testbed::NetNs, dev: &str) -> Result<u64> {
+    let out = ns.exec(&["ip", "-s", "-j", "link", "show", "dev", dev])?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .with_context(|| format!("parsing `ip -s -j link show dev {dev}`"))?;
+    v[0]["stats64"]["tx"]["dropped"]
+        .as_u64()
+        .with_context(|| format!("no stats64.tx.dropped for {dev}"))
+}
+
 /// Sends at `load` for `dur` from the calling thread (inside h1's namespace), pinned to `cpu`;
 /// returns frames sent and the time taken.
 fn pace(
@@ -506,6 +572,7 @@ impl Bed<'_> {
             None
         };
         let x0 = xdp_xmit_errors(self.topo.h1(), End::H1.ifname())?;
+        let l0 = LossPoints::read(self.topo)?;
         let c0 = procfs::read_proc_stat()?;
         let (gen_cpu, batch, dur, h1_if, rt) =
             (a.gen_cpu, a.batch, plan.trial, self.h1_if, a.realtime);
@@ -518,6 +585,7 @@ impl Bed<'_> {
         stop.sleep(plan.drain)?;
         let s1 = self.sink.stats()?;
         let x1 = xdp_xmit_errors(self.topo.h1(), End::H1.ifname())?;
+        let l1 = LossPoints::read(self.topo)?;
         let d = s1.since(&s0);
         let received = d.unique();
         let secs = took.as_secs_f64().max(1e-9);
@@ -545,6 +613,9 @@ impl Bed<'_> {
                 reordered: d.reordered,
                 duplicates: d.duplicates + d.too_late,
                 ingress_ring_full: x1.saturating_sub(x0),
+                router_rx_drops: l1.router_rx.saturating_sub(l0.router_rx),
+                router_tx_drops: l1.router_tx.saturating_sub(l0.router_tx),
+                sink_rx_drops: l1.sink_rx.saturating_sub(l0.sink_rx),
                 latency_ns,
             },
             CpuPair {
@@ -744,13 +815,18 @@ fn setup<'t>(
             let dir = std::env::temp_dir().join(format!("{}-l3fwd", topo.router().name()));
             std::fs::create_dir_all(&dir)?;
             let rules = dpdk::write_l3fwd_rules(&dir, topo, routes)?;
-            let started = DpdkProc::l3fwd(bin, topo, a.fwd_cpu, &rules);
+            let started = DpdkProc::l3fwd(bin, topo, a.fwd_cpu, &rules, a.dpdk_queue_size);
             // l3fwd reads its rule files at start only (the 1 M one is ~20 MB).
             let _ = std::fs::remove_dir_all(&dir);
             dpdk_proc = Some(started?);
         }
         E2eSystem::DpdkTestpmd => {
-            dpdk_proc = Some(DpdkProc::testpmd(topo, a.gen_cpu, a.fwd_cpu)?);
+            dpdk_proc = Some(DpdkProc::testpmd(
+                topo,
+                a.gen_cpu,
+                a.fwd_cpu,
+                a.dpdk_queue_size,
+            )?);
         }
     }
     if plan.a.rx_napi == RxNapi::Threaded {
@@ -959,8 +1035,21 @@ pub fn run(args: E2eArgs, command: String, stop: &Stop) -> Result<E2eReport> {
                         if let Some(c) = cpu.remove("latency_last") {
                             cpu.insert("at_90pct".to_owned(), c);
                         }
+                        let lowest_loss = outcome
+                            .search
+                            .iter()
+                            .filter(|t| !t.zero_loss(plan.search.loss_tolerance))
+                            .min_by(|a, b| a.offered_pps.total_cmp(&b.offered_pps))
+                            .map(|t| {
+                                format!(
+                                    "; lowest lossy trial {:.3} Mpps: {}",
+                                    t.offered_pps / 1e6,
+                                    loss_points(t)
+                                )
+                            })
+                            .unwrap_or_default();
                         say(format!(
-                            "{label}: zero-loss {:.3} Mpps, overload {:.3} of {:.3} Mpps offered{}",
+                            "{label}: zero-loss {:.3} Mpps, overload {:.3} of {:.3} Mpps offered{}{lowest_loss}",
                             outcome.zero_loss_pps / 1e6,
                             outcome.overload.delivered_pps / 1e6,
                             outcome.overload.offered_pps / 1e6,
@@ -1238,6 +1327,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn veth_rx_drops_sum_queues_not_xdp_verdicts() {
+        let text = "NIC statistics:\n     peer_ifindex: 7\n     rx_queue_0_drops: 12\n     \
+                    rx_queue_0_xdp_drops: 900\n     rx_queue_1_drops: 3\n     \
+                    tx_queue_0_xdp_xmit_errors: 5\n";
+        assert_eq!(parse_rx_queue_drops(text), 15);
+        assert_eq!(parse_rx_queue_drops(""), 0);
+    }
+
+    #[test]
     fn latency_from_bucket_deltas() {
         let n = xfwd_ebpf::LAT_BUCKETS as usize;
         let before = vec![0u64; n];
@@ -1331,6 +1429,7 @@ mod tests {
             xfwd_arg: Vec::new(),
             rx_napi: RxNapi::Threaded,
             realtime: 0,
+            dpdk_queue_size: None,
             batch: 64,
             out: None,
             json: false,

@@ -36,6 +36,15 @@ pub struct Trial {
     /// Of the lost frames, those the sender's veth could not hand to the router's receive
     /// ring because it was full (`*_xdp_xmit_errors` of h1's `ethtool -S`).
     pub ingress_ring_full: u64,
+    /// Frames the router's ingress veth (p0) received but dropped: for the AF_XDP systems a
+    /// redirect into the socket that failed (its RX ring full or its fill ring empty), i.e.
+    /// the forwarder did not keep up (`rx_queue_*_drops` of p0's `ethtool -S`).
+    pub router_rx_drops: u64,
+    /// Frames the router's egress veth (p1) dropped on transmit (`tx_dropped` of p1).
+    pub router_tx_drops: u64,
+    /// Frames h2's veth dropped before the sink counted them (`rx_queue_*_drops` of h2's
+    /// `eth0`).
+    pub sink_rx_drops: u64,
     /// One-way latency percentiles (ns), when the trial recorded them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,

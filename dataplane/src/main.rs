@@ -170,7 +170,7 @@ struct RunArgs {
     /// UMEM frame size in bytes (2048 or 4096) [default: 4096].
     #[arg(long)]
     frame_size: Option<u32>,
-    /// Descriptors in each AF_XDP ring (power of two) [default: 2048].
+    /// Descriptors in each AF_XDP ring (power of two) [default: 4096].
     #[arg(long)]
     ring_size: Option<u32>,
     /// What workers do when idle [default: adaptive].

@@ -91,6 +91,12 @@ pub struct WorkerStats {
     pub pending: Counter,
     /// TX kicks (`sendto`) issued.
     pub tx_kicks: Counter,
+    /// Loop gaps of a millisecond or more not spent asleep on purpose (the CPU was taken away).
+    pub stalls: Counter,
+    /// Nanoseconds in those gaps.
+    pub stall_ns: Counter,
+    /// The longest gap since the worker started, in nanoseconds (a gauge).
+    pub longest_stall_ns: Counter,
 }
 
 impl WorkerStats {
@@ -107,7 +113,21 @@ impl WorkerStats {
             run_ns: Counter::default(),
             pending: Counter::default(),
             tx_kicks: Counter::default(),
+            stalls: Counter::default(),
+            stall_ns: Counter::default(),
+            longest_stall_ns: Counter::default(),
         })
+    }
+
+    /// Records a stall of `gap` (rare: straight into the published counters).
+    #[cold]
+    pub fn stall(&self, gap: std::time::Duration) {
+        let ns = u64::try_from(gap.as_nanos()).unwrap_or(u64::MAX);
+        self.stalls.add(1);
+        self.stall_ns.add(ns);
+        if ns > self.longest_stall_ns.get() {
+            self.longest_stall_ns.set(ns);
+        }
     }
 }
 
@@ -260,5 +280,17 @@ mod tests {
         assert_eq!(port_totals(&[&shared], 1), [3, 300, 2, 200]);
         assert_eq!(port_totals(&[&shared], 0), [0; 4]);
         assert_eq!(local.drops, [0; DropReason::COUNT]);
+    }
+
+    #[test]
+    fn stalls_count_sum_and_keep_the_longest() {
+        use std::time::Duration;
+        let w = WorkerStats::new(1);
+        w.stall(Duration::from_millis(3));
+        w.stall(Duration::from_millis(7));
+        w.stall(Duration::from_millis(2));
+        assert_eq!(w.stalls.get(), 3);
+        assert_eq!(w.stall_ns.get(), 12_000_000);
+        assert_eq!(w.longest_stall_ns.get(), 7_000_000);
     }
 }

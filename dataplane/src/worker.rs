@@ -43,6 +43,10 @@ const SPIN_BEFORE_SLEEP: u32 = 20_000;
 const SLEEP_MS: i32 = 10;
 /// How often parked packets are re-examined when no new snapshot arrives (timeouts).
 const SETTLE_EVERY: Duration = Duration::from_millis(50);
+/// A gap this long between two loop iterations (not spent asleep in `poll(2)` on purpose) is a
+/// stall: the worker's CPU was taken away (another task, a long system call, the hypervisor)
+/// while its RX ring filled. At 1 Mpps, 4 ms fills a 4096-slot ring.
+const STALL: Duration = Duration::from_millis(1);
 
 /// Everything a worker needs, built on the main thread and moved into the worker's thread.
 #[derive(Debug)]
@@ -285,9 +289,16 @@ fn run(setup: WorkerSetup) {
     let mut last_live = started;
     let mut generation_seen = 0;
     let mut idle_loops = 0u32;
+    let mut last_t0 = started;
+    let mut slept = false;
 
     while !stop.load(Ordering::Relaxed) {
         let t0 = Instant::now();
+        let gap = t0.duration_since(last_t0);
+        if gap >= STALL && !slept {
+            stats.stall(gap);
+        }
+        (last_t0, slept) = (t0, false);
         let fib: &Arc<Fib> = fib_cache.load();
         let mut work = 0usize;
         ctx.now_ms = t0.duration_since(started).as_millis() as u64;
@@ -476,6 +487,7 @@ fn run(setup: WorkerSetup) {
             if idle_loops >= SPIN_BEFORE_SLEEP {
                 let timeout = if parked.is_empty() { SLEEP_MS } else { 1 };
                 let _ = crate::xsk::poll_rx_any(ports.iter().map(|p| &p.sock), timeout);
+                slept = true;
             } else {
                 // Nothing to do: let whatever else is runnable on this CPU go first. When the
                 // kernel's receive processing (a threaded NAPI poller, ksoftirqd) shares the

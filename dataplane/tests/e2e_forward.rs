@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{XfwdTopo, behind_h2, collect_udp, stream_during};
 use xfwd_testbed::packet::{Malform, parse};
-use xfwd_testbed::process::ping;
+use xfwd_testbed::process::{Signal, ping};
 use xfwd_testbed::{End, require_privileges};
 
 const PORT: u16 = 7777;
@@ -418,4 +418,34 @@ fn stale_neighbour_in_use_is_confirmed_and_a_changed_mac_relearned() {
         neigh.contains("02:00:00:00:02:02"),
         "kernel learned the real MAC: {neigh}"
     );
+}
+
+#[test]
+fn a_worker_kept_off_its_cpu_counts_a_stall() {
+    require_privileges!();
+    // A spinning worker never sleeps on purpose, so any gap in its loop is a stall.
+    let x = XfwdTopo::start("xst", &["--idle", "spin"]).unwrap();
+    let before = x.stats().unwrap()["workers"][0]["stalls"].as_u64().unwrap();
+    // Every thread frozen for 60 ms: the worker's CPU taken away, as a hypervisor or another
+    // task would.
+    x.xfwd.signal(Signal::Stop).unwrap();
+    std::thread::sleep(Duration::from_millis(60));
+    x.xfwd.signal(Signal::Cont).unwrap();
+    let s = x.wait_stats(Duration::from_secs(5), |s| {
+        s["workers"][0]["stalls"].as_u64().unwrap_or(0) > before
+    });
+    let w = &s["workers"][0];
+    let longest = w["longest_stall_ns"].as_u64().unwrap();
+    assert!(
+        longest >= 50_000_000,
+        "the 60 ms freeze is the longest stall: {s}"
+    );
+    assert!(w["stall_ns"].as_u64().unwrap() >= longest, "{s}");
+    let out = std::process::Command::new(common::xfwd_bin())
+        .args(["show", "runtime", "--control"])
+        .arg(&x.control)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("stalls") && text.contains(" ms"), "{text}");
 }

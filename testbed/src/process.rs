@@ -28,6 +28,10 @@ pub enum Signal {
     Hup,
     /// SIGKILL: end it now.
     Kill,
+    /// SIGSTOP: freeze every thread (e.g. to take a CPU away from a worker).
+    Stop,
+    /// SIGCONT: resume after [`Signal::Stop`].
+    Cont,
 }
 
 impl Signal {
@@ -37,6 +41,8 @@ impl Signal {
             Signal::Int => libc::SIGINT,
             Signal::Hup => libc::SIGHUP,
             Signal::Kill => libc::SIGKILL,
+            Signal::Stop => libc::SIGSTOP,
+            Signal::Cont => libc::SIGCONT,
         }
     }
 }

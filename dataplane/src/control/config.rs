@@ -98,7 +98,7 @@ impl Default for RunConfig {
             xdp_mode: XdpMode::Auto,
             bind_mode: BindMode::Auto,
             frame_size: 4096,
-            ring_size: 2048,
+            ring_size: 4096,
             idle: IdleMode::Adaptive,
             busy_poll: false,
             pending: PendingLimits::default(),

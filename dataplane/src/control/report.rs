@@ -90,6 +90,16 @@ pub struct WorkerReport {
     /// Busy nanoseconds per received packet.
     #[serde(default)]
     pub ns_per_packet: f64,
+    /// Loop gaps of 1 ms or more not spent asleep on purpose: times its CPU was taken away
+    /// (another task, a long system call, the hypervisor) while its RX ring kept filling.
+    #[serde(default)]
+    pub stalls: u64,
+    /// Nanoseconds in those gaps.
+    #[serde(default)]
+    pub stall_ns: u64,
+    /// The longest such gap since the worker started (not reset by `clear counters`).
+    #[serde(default)]
+    pub longest_stall_ns: u64,
     /// Its queue of each port, index = port.
     #[serde(default)]
     pub ports: Vec<PortCounts>,
@@ -335,6 +345,8 @@ impl StatsReport {
             w.busy_ns = w.busy_ns.saturating_sub(b.busy_ns);
             w.run_ns = w.run_ns.saturating_sub(b.run_ns);
             w.tx_kicks = w.tx_kicks.saturating_sub(b.tx_kicks);
+            w.stalls = w.stalls.saturating_sub(b.stalls);
+            w.stall_ns = w.stall_ns.saturating_sub(b.stall_ns);
             sub_map(&mut w.drops, &b.drops);
             for (p, bp) in w.ports.iter_mut().zip(&b.ports) {
                 p.rx_packets = p.rx_packets.saturating_sub(bp.rx_packets);
@@ -351,14 +363,23 @@ impl StatsReport {
     /// busy nanoseconds per packet.
     pub fn render_runtime(&self) -> String {
         let mut s = format!(
-            "{:<7} {:>4} {:>14} {:>12} {:>10} {:>7} {:>9} {:>14}\n",
-            "worker", "cpu", "packets", "batches", "pkts/batch", "busy", "ns/pkt", "forwarded"
+            "{:<7} {:>4} {:>14} {:>12} {:>10} {:>7} {:>9} {:>14} {:>8} {:>10}\n",
+            "worker",
+            "cpu",
+            "packets",
+            "batches",
+            "pkts/batch",
+            "busy",
+            "ns/pkt",
+            "forwarded",
+            "stalls",
+            "longest"
         );
         for w in &self.workers {
             let cpu = w.cpu.map_or_else(|| "-".to_owned(), |c| c.to_string());
             let _ = writeln!(
                 s,
-                "{:<7} {:>4} {:>14} {:>12} {:>10.1} {:>6.1}% {:>9.1} {:>14}",
+                "{:<7} {:>4} {:>14} {:>12} {:>10.1} {:>6.1}% {:>9.1} {:>14} {:>8} {:>7.1} ms",
                 w.id,
                 cpu,
                 w.packets,
@@ -366,7 +387,9 @@ impl StatsReport {
                 w.packets_per_batch,
                 w.busy_ratio * 100.0,
                 w.ns_per_packet,
-                w.forwarded
+                w.forwarded,
+                w.stalls,
+                w.longest_stall_ns as f64 / 1e6
             );
         }
         s

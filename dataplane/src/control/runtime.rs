@@ -848,6 +848,9 @@ impl Instance {
                     packets: rx,
                     run_ns: w.run_ns.get(),
                     busy_ns: w.busy_ns.get(),
+                    stalls: w.stalls.get(),
+                    stall_ns: w.stall_ns.get(),
+                    longest_stall_ns: w.longest_stall_ns.get(),
                     ports: w
                         .ports
                         .iter()

@@ -200,7 +200,7 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "dataplane.ring_size",
         ty: "integer",
-        default: "2048",
+        default: "4096",
         live: false,
         flag: Some("--ring-size"),
         doc: "Descriptors in each AF_XDP ring (RX, TX, fill, completion): a power of two from \

@@ -364,6 +364,21 @@ pub fn render(s: &StatsReport) -> String {
             "counter",
             "TX wake-ups (sendto) issued.",
         ),
+        (
+            "xfwd_worker_stalls_total",
+            "counter",
+            "Loop gaps of 1 ms or more not spent asleep on purpose (the CPU was taken away).",
+        ),
+        (
+            "xfwd_worker_stall_seconds_total",
+            "counter",
+            "Time in those gaps.",
+        ),
+        (
+            "xfwd_worker_longest_stall_seconds",
+            "gauge",
+            "The longest such gap since the worker started.",
+        ),
     ] {
         o.family(name, ty, help);
         for w in &s.workers {
@@ -378,6 +393,15 @@ pub fn render(s: &StatsReport) -> String {
                     o.sample(name, &labels, format!("{:.9}", w.busy_ns as f64 / 1e9))
                 }
                 "xfwd_worker_pending_packets" => o.sample(name, &labels, w.pending),
+                "xfwd_worker_stalls_total" => o.sample(name, &labels, w.stalls),
+                "xfwd_worker_stall_seconds_total" => {
+                    o.sample(name, &labels, format!("{:.9}", w.stall_ns as f64 / 1e9))
+                }
+                "xfwd_worker_longest_stall_seconds" => o.sample(
+                    name,
+                    &labels,
+                    format!("{:.9}", w.longest_stall_ns as f64 / 1e9),
+                ),
                 _ => o.sample(name, &labels, w.tx_kicks),
             }
         }
