@@ -1191,8 +1191,60 @@ impl E2eReport {
                 );
             }
         }
+        s.push_str(&self.render_cpu());
         if self.interrupted {
             s.push_str("\n(interrupted: partial results)\n");
+        }
+        s
+    }
+
+    /// Where each system spends the two CPUs (`/proc/stat`, user/system/softirq/idle/steal %)
+    /// flat out and at 90 % of its zero-loss rate, and where its lowest-rate lossy search trial
+    /// lost frames (the median run's).
+    fn render_cpu(&self) -> String {
+        let share = |c: &CpuShare| {
+            format!(
+                "{:.0}/{:.0}/{:.0}/{:.0}/{:.0}",
+                c.user * 100.0,
+                c.system * 100.0,
+                c.softirq * 100.0,
+                c.idle * 100.0,
+                c.steal * 100.0
+            )
+        };
+        let mut s = String::from(
+            "\nPer CPU, % user/system/softirq/idle/steal (generator CPU; forwarding CPU), and where \
+             the lowest-rate lossy search trial lost its frames:\n\n\
+             | routes | frame | system | flat out: gen | flat out: fwd | at 90 %: gen | at 90 %: fwd | lowest lossy trial |\n\
+             |---|---:|---|---|---|---|---|---|\n",
+        );
+        for sc in &self.scenarios {
+            for r in sc.results.iter().filter(|r| r.status == "ok") {
+                let pair = |k: &str| {
+                    r.cpu.get(k).map_or(["-".to_owned(), "-".to_owned()], |c| {
+                        [share(&c.generator), share(&c.forwarding)]
+                    })
+                };
+                let [og, of] = pair("overload");
+                let [ng, nf] = pair("at_90pct");
+                let lossy = r
+                    .trials
+                    .as_ref()
+                    .and_then(|o| {
+                        o.search
+                            .iter()
+                            .filter(|t| t.lost > 0)
+                            .min_by(|a, b| a.offered_pps.total_cmp(&b.offered_pps))
+                    })
+                    .map_or("-".to_owned(), |t| {
+                        format!("{:.3} Mpps, {}", t.offered_pps / 1e6, loss_points(t))
+                    });
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {og} | {of} | {ng} | {nf} | {lossy} |",
+                    sc.routes, sc.frame_size, r.system
+                );
+            }
         }
         s
     }
