@@ -390,7 +390,7 @@ struct Bed<'t> {
     generator: Generator,
     h1_if: u32,
     // Keep the system (and its helpers) alive while the bed is used.
-    _xfwd: Option<XfwdProc>,
+    xfwd: Option<XfwdProc>,
     _dpdk: Option<DpdkProc>,
     _p0_pass: Option<Sink>,
 }
@@ -437,8 +437,11 @@ impl LossPoints {
 /// queued after the drain).
 pub fn loss_points(t: &Trial) -> String {
     let known = t.router_rx_drops + t.router_tx_drops + t.sink_rx_drops + t.ingress_ring_full;
+    let stalls = t.worker_stalls.map_or(String::new(), |(n, ns)| {
+        format!("; xfwd worker stalls {n} ({:.1} ms)", ns as f64 / 1e6)
+    });
     format!(
-        "lost {}: p0 rx {}, p1 tx {}, sink rx {}, ingress full {}, elsewhere {}",
+        "lost {}: p0 rx {}, p1 tx {}, sink rx {}, ingress full {}, elsewhere {}{stalls}",
         t.lost,
         t.router_rx_drops,
         t.router_tx_drops,
@@ -556,6 +559,17 @@ fn latency_of(before: &[u64], after: &[u64]) -> Result<Option<Latency>> {
 }
 
 impl Bed<'_> {
+    /// xfwd's workers' stall count and nanoseconds so far; `None` for the other systems.
+    fn worker_stalls(&self) -> Result<Option<(u64, u64)>> {
+        let Some(x) = &self.xfwd else {
+            return Ok(None);
+        };
+        let s = x.stats()?;
+        Ok(Some(s.workers.iter().fold((0, 0), |(n, ns), w| {
+            (n + w.stalls, ns + w.stall_ns)
+        })))
+    }
+
     fn trial(
         &mut self,
         plan: &Plan,
@@ -573,6 +587,7 @@ impl Bed<'_> {
         };
         let x0 = xdp_xmit_errors(self.topo.h1(), End::H1.ifname())?;
         let l0 = LossPoints::read(self.topo)?;
+        let w0 = self.worker_stalls()?;
         let c0 = procfs::read_proc_stat()?;
         let (gen_cpu, batch, dur, h1_if, rt) =
             (a.gen_cpu, a.batch, plan.trial, self.h1_if, a.realtime);
@@ -586,6 +601,7 @@ impl Bed<'_> {
         let s1 = self.sink.stats()?;
         let x1 = xdp_xmit_errors(self.topo.h1(), End::H1.ifname())?;
         let l1 = LossPoints::read(self.topo)?;
+        let w1 = self.worker_stalls()?;
         let d = s1.since(&s0);
         let received = d.unique();
         let secs = took.as_secs_f64().max(1e-9);
@@ -616,6 +632,9 @@ impl Bed<'_> {
                 router_rx_drops: l1.router_rx.saturating_sub(l0.router_rx),
                 router_tx_drops: l1.router_tx.saturating_sub(l0.router_tx),
                 sink_rx_drops: l1.sink_rx.saturating_sub(l0.sink_rx),
+                worker_stalls: w0
+                    .zip(w1)
+                    .map(|(a, b)| (b.0.saturating_sub(a.0), b.1.saturating_sub(a.1))),
                 latency_ns,
             },
             CpuPair {
@@ -865,7 +884,7 @@ fn setup<'t>(
         sink,
         generator,
         h1_if,
-        _xfwd: xfwd,
+        xfwd,
         _dpdk: dpdk_proc,
         _p0_pass: p0_pass,
     })

@@ -409,7 +409,7 @@ impl XfwdProc {
         Ok((XfwdProc { daemon, control }, line))
     }
 
-    fn stats(&self) -> Result<StatsReport> {
+    pub(crate) fn stats(&self) -> Result<StatsReport> {
         let v = server::request(&self.control, &Request::Stats)?;
         serde_json::from_value(v).context("decoding xfwd's stats")
     }

@@ -45,6 +45,10 @@ pub struct Trial {
     /// Frames h2's veth dropped before the sink counted them (`rx_queue_*_drops` of h2's
     /// `eth0`).
     pub sink_rx_drops: u64,
+    /// xfwd only: its workers' stalls during the trial (loop gaps of 1 ms or more not spent
+    /// asleep: the CPU was taken away) and their total length in nanoseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_stalls: Option<(u64, u64)>,
     /// One-way latency percentiles (ns), when the trial recorded them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,
