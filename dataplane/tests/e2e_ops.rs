@@ -27,6 +27,20 @@ fn config(control: &Path, metrics: &str, log: &str, ring: u32) -> String {
     )
 }
 
+/// The CPUs of a `Cpus_allowed_list` ("0-2,5").
+fn cpu_list(s: &str) -> Vec<usize> {
+    s.split(',')
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| match p.split_once('-') {
+            Some((a, b)) => a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap(),
+            None => {
+                let c = p.parse::<usize>().unwrap();
+                c..=c
+            }
+        })
+        .collect()
+}
+
 fn scrape(ns: &NetNs, addr: &str) -> Result<String, String> {
     let addr = addr.to_owned();
     ns.run(move || {
@@ -148,6 +162,33 @@ fn service_config_metrics_cli_reload_and_capabilities() {
         n += 1;
     }
     assert!(n >= 3, "main, worker and control-socket threads: {n}");
+
+    // The worker owns its CPU; every other thread runs elsewhere when there is elsewhere.
+    let worker = worker_cpu();
+    let others = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.id != worker);
+    for task in std::fs::read_dir(format!("/proc/{}/task", xfwd.pid())).unwrap() {
+        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let field = |f: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(f))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let (name, cpus) = (field("Name:"), field("Cpus_allowed_list:"));
+        if name.starts_with("xfwd-w") {
+            assert_eq!(cpus, worker.to_string(), "{name} pinned to its CPU");
+        } else if others {
+            assert!(
+                !cpu_list(&cpus).contains(&worker),
+                "{name} kept off the worker's CPU {worker}: {cpus}"
+            );
+        }
+    }
 
     // Traffic, so that there is something to count.
     t.resolve_neighbours().unwrap();

@@ -86,11 +86,22 @@ pub struct RunConfig {
     pub multipath_hash: MultipathHash,
 }
 
+/// How many CPUs this process may run on, as counted the first time anyone asked (before the
+/// control thread moves off the workers' CPUs, which would shrink a later count: a reload must
+/// still see every CPU).
+pub fn process_cpus() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        n.max(core_affinity::get_core_ids().map_or(0, |v| v.len()))
+    })
+}
+
 impl Default for RunConfig {
     /// The defaults of `xfwd run` (no interfaces: those must be given); one worker on the last
     /// CPU.
     fn default() -> Self {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let n = process_cpus();
         RunConfig {
             interfaces: Vec::new(),
             cpus: vec![n - 1],
@@ -162,9 +173,9 @@ impl RunConfig {
         if self.cpus.is_empty() {
             bail!("--cpus: no CPUs given");
         }
-        let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let online = process_cpus();
         for &c in &self.cpus {
-            if c >= online.max(core_affinity::get_core_ids().map_or(0, |v| v.len())) {
+            if c >= online {
                 bail!("--cpus: CPU {c} does not exist (this machine has {online})");
             }
         }

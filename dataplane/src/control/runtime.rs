@@ -61,6 +61,34 @@ pub fn run(cfg: RunConfig) -> Result<()> {
     )
 }
 
+/// Moves the calling (control) thread, and so every thread it starts from now on, off the
+/// workers' CPUs when the process may run elsewhere too (DPDK's control threads do the same):
+/// netlink bursts, control requests and metrics scrapes then never take a worker's CPU while
+/// its RX ring fills. Workers pin themselves to their own CPU. With no CPU left over (workers
+/// on every allowed CPU) nothing changes.
+fn keep_off_worker_cpus(workers: &[usize]) {
+    use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+    // Counted before the move, for reloads.
+    super::config::process_cpus();
+    let Ok(allowed) = sched_getaffinity(None) else {
+        return;
+    };
+    let mut rest = CpuSet::new();
+    let mut cpus = Vec::new();
+    for c in (0..CpuSet::MAX_CPU).filter(|&c| allowed.is_set(c) && !workers.contains(&c)) {
+        rest.set(c);
+        cpus.push(c);
+    }
+    if cpus.is_empty() {
+        tracing::info!("control threads share the workers' CPUs (no other CPU allowed)");
+        return;
+    }
+    match sched_setaffinity(None, &rest) {
+        Ok(()) => tracing::debug!(?cpus, "control threads kept off the workers' CPUs"),
+        Err(e) => tracing::warn!("could not move control threads off the workers' CPUs: {e}"),
+    }
+}
+
 /// Runs until SIGINT or SIGTERM. `source` is where `settings` came from, re-read on SIGHUP or
 /// `xfwd reload` (`None`: reload is refused).
 ///
@@ -255,6 +283,7 @@ pub fn run_service(settings: Settings, source: Option<Source>) -> Result<()> {
     if let Err(e) = crate::privileges::drop_after_setup() {
         tracing::warn!("could not drop capabilities: {e:#}");
     }
+    keep_off_worker_cpus(&cfg.cpus);
     let mut metrics = match metrics_listener
         .map(|l| MetricsServer::serve(l, metrics_render(&instance)))
         .transpose()
