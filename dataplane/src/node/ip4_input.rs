@@ -64,6 +64,25 @@ impl Ip4Meta {
     }
 }
 
+impl Ip4Meta {
+    /// The fields of an IPv4 packet that [`ip_rcv_core`] accepted earlier (its header is
+    /// unchanged since): for the forwarding slow paths, which re-read what the fast path did not
+    /// keep.
+    ///
+    /// # Panics
+    ///
+    /// If `ip` is shorter than 20 bytes (never, for a packet [`ip_rcv_core`] accepted).
+    #[inline]
+    pub fn of_accepted(ip: &[u8]) -> Ip4Meta {
+        let hdr = ip
+            .first_chunk::<HEADER_LEN>()
+            .expect("ip_rcv_core accepted at least a 20-byte header");
+        let header_len = usize::from(hdr[0] & 0x0f) * 4;
+        let total_len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
+        Ip4Meta::read(hdr, header_len, total_len)
+    }
+}
+
 /// Validates the IPv4 header at the start of `packet` (the bytes from the IPv4 header to the
 /// end of the frame, link padding included), received with layer-2 class `pkt_type`.
 ///
@@ -106,9 +125,9 @@ impl Ip4Meta {
 ///
 /// The fast path handles the common packet in one test: `ver_ihl == 0x45` and
 /// `20 <= total_len <= packet.len()` settle (1), (3), (4), (5) and truncation together, and only
-/// the checksum (unrolled over 20 bytes) remains. Anything else takes the slow path, which works
-/// out which check failed. Both give the same answer for every input (a property test checks
-/// it).
+/// the checksum remains ([`checksum::ipv4_header_valid`]: five 32-bit adds and a divisibility
+/// test). Anything else takes the slow path, which works out which check failed. Both give the
+/// same answer for every input (a property test checks it).
 ///
 /// A subnet-directed broadcast received as an L2 broadcast passes this stage (the router's
 /// subnets are not known here); Linux's `ip_forward` refuses every frame whose `pkt_type` is
@@ -128,7 +147,7 @@ pub fn ip_rcv_core(packet: &[u8], pkt_type: PktType) -> Result<Ip4Meta, DropReas
     if let Some(hdr) = packet.first_chunk::<HEADER_LEN>() {
         let total_len = usize::from(u16::from_be_bytes([hdr[2], hdr[3]]));
         if hdr[0] == 0x45 && total_len >= HEADER_LEN && total_len <= packet.len() {
-            if checksum::sum_ipv4_header(hdr) != 0xffff {
+            if !checksum::ipv4_header_valid(hdr) {
                 return Err(DropReason::Ip4BadChecksum);
             }
             // §5.3.4 on the destination alone, before the metadata is built, so that it is

@@ -25,7 +25,7 @@ pub mod ip4_rewrite;
 use crate::drop::{DropReason, Event};
 pub use crate::fib::MultipathHash;
 use crate::fib::{Fib, FibEntry, L2_LEN, NO_ROUTE, NextHopKey, PortId, Verdict};
-use crate::wire::{EthernetAddress, Ipv4Packet, ipv4};
+use crate::wire::{EthernetAddress, Ipv4Packet, ethernet, ipv4};
 use icmp::{IcmpConfig, IcmpError, IcmpState};
 
 /// Packets per batch: the most a worker takes from one RX ring per pass.
@@ -456,6 +456,20 @@ fn forward_options(
 /// Runs the IPv4 forwarding pipeline over a batch received on `ingress`, writing one
 /// [`Outcome`] per packet into `out`.
 ///
+/// Two passes over the batch, with the bulk route lookup between them:
+///
+/// 1. receive (`eth_input` + `ip4_input`): a dropped packet gets its `Outcome::Drop` now; a
+///    live one sets its bit in a 64-bit mask and leaves its destination for the lookup;
+/// 2. forward (`ip_route_input` checks, `ip_forward`, `ip4_rewrite`) over the set bits only, each
+///    packet's outcome written once.
+///
+/// Each pass tries the common packet first in one straight sequence (a 20-byte header to this
+/// interface's MAC; then: ordinary addresses, a resolved next hop, TTL > 1, fits the MTU) and
+/// hands anything else to a cold function that runs every check in Linux's order and finds the
+/// packet's outcome (an error, an option, a neighbour to resolve, a fragment...). The fast paths
+/// decide nothing the slow ones would decide differently: a unit test runs both, and the
+/// differential test runs the whole against the Linux kernel.
+///
 /// # Panics
 ///
 /// If the batch holds more than [`BATCH`] packets or `ingress` is not a port of `fib`.
@@ -466,33 +480,28 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
     batch: &mut B,
     out: &mut [Outcome; BATCH],
 ) {
+    const _: () = assert!(BATCH <= 64, "the live mask is a u64");
     let n = batch.len();
     assert!(n <= BATCH, "batch of {n} exceeds BATCH");
-    let dev_mac = EthernetAddress(fib.ports[usize::from(ingress)].mac);
+    let dev_mac = fib.ports[usize::from(ingress)].mac;
     let mut dsts = [0u32; BATCH];
-    let mut meta = [ip4_input::Ip4Meta::default(); BATCH];
+    let mut live = 0u64;
 
     // eth_input + ip4_input: classify and validate; keep each live packet's destination.
     for i in 0..n {
         let frame = batch.packet_mut(i);
-        let checked = eth_input::eth_input(frame, &dev_mac).and_then(|eth| {
-            if eth.l3_offset != L2_LEN {
-                // Tagged frames are the kernel's (the rewrite assumes an untagged header).
-                return Err(DropReason::EthNotIpv4);
-            }
-            ip4_input::ip_rcv_core(&frame[eth.l3_offset..], eth.pkt_type)
-        });
+        let checked = match receive_fast(frame, &dev_mac) {
+            Some(ok) => Ok(ok),
+            None => receive_slow(frame, &dev_mac),
+        };
         match checked {
-            Ok(m) => {
-                batch.truncate(i, L2_LEN + m.total_len);
-                dsts[i] = m.dst;
-                meta[i] = m;
-                out[i] = Outcome::Tx(ingress); // provisional, decided below
+            Ok((dst, len)) => {
+                batch.truncate(i, len);
+                dsts[i] = dst;
+                live |= 1 << i;
             }
-            Err(reason) => {
-                // A dead slot's destination stays 0; its lookup result is ignored.
-                out[i] = Outcome::Drop(reason);
-            }
+            // A dead slot's destination stays 0; its lookup result is ignored.
+            Err(reason) => out[i] = Outcome::Drop(reason),
         }
     }
 
@@ -500,103 +509,200 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
     let mut entries = [NO_ROUTE; BATCH];
     ip4_lookup::ip4_lookup(fib, &dsts[..n], &mut entries[..n]);
 
-    // ip_route_input + ip_forward + ip4_rewrite.
-    for i in 0..n {
-        if matches!(out[i], Outcome::Drop(_)) {
-            continue;
-        }
-        let m = &meta[i];
-        if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize]
-            && let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians)
-        {
-            out[i] = Outcome::Drop(reason);
-            continue;
-        }
-        if fib.addrs.maybe_special(m.src)
-            && let Some(reason) = special_source(fib, m.src, ctx.cfg.martians)
-        {
-            out[i] = Outcome::Drop(reason);
-            continue;
-        }
-        let policy = ctx.cfg.multipath_hash;
-        let hash = || {
-            let ip = &batch.packet_mut(i)[L2_LEN..];
-            let frag = m.mf || m.frag_offset != 0;
-            let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
-            crate::fib::flow_hash(m.src, m.dst, l4)
+    // ip_route_input + ip_forward + ip4_rewrite, live packets in order.
+    let cfg = ctx.cfg;
+    while live != 0 {
+        // `% BATCH` is a no-op (the bit is below `n`) that lets the compiler drop bounds checks.
+        let i = live.trailing_zeros() as usize % BATCH;
+        live &= live - 1;
+        let (dst, entry) = (dsts[i], entries[i]);
+        out[i] = match forward_fast(fib, &cfg, ingress, batch.packet_mut(i), dst, entry) {
+            Some(o) => o,
+            None => forward_slow(fib, ctx, ingress, batch, i, dst, entry),
         };
-        let (mtu, next) = match ip4_lookup::ip4_next_hop_hashed(fib, entries[i], m.dst, hash) {
-            Verdict::Drop(reason) => {
-                out[i] = reject(
-                    ctx,
-                    fib,
-                    ingress,
-                    batch,
-                    i,
-                    m.total_len,
-                    reason,
-                    route_icmp(reason),
-                );
-                continue;
-            }
-            Verdict::Forward(adj) => (fib.routes.mtu(entries[i], adj.mtu), Ok(adj)),
-            Verdict::Resolve { key, mtu } => (fib.routes.mtu(entries[i], mtu), Err(key)),
-        };
-        if ctx.cfg.rp_filter != RpFilter::Off
-            && let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter)
-        {
-            out[i] = Outcome::Drop(reason);
-            continue;
+    }
+}
+
+/// The receive fast path: an untagged IPv4 frame to `dev_mac` whose 20-byte header (no options)
+/// is valid and whose total length fits the frame. Returns the destination (host order) and the
+/// frame length without link padding; `None` for anything else, which [`receive_slow`] sorts out
+/// (`eth_input` then `ip_rcv_core`, which give the same answer for a frame this accepts).
+#[inline(always)]
+fn receive_fast(frame: &[u8], dev_mac: &[u8; 6]) -> Option<(u32, usize)> {
+    let (eth, ip) = frame
+        .first_chunk::<{ L2_LEN + ipv4::HEADER_LEN }>()?
+        .split_first_chunk::<L2_LEN>()?;
+    let ip: &[u8; ipv4::HEADER_LEN] = ip.try_into().ok()?;
+    let total_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let ok = [eth[0], eth[1], eth[2], eth[3], eth[4], eth[5]] == *dev_mac
+        && u16::from_be_bytes([eth[12], eth[13]]) == ethernet::ethertype::IPV4
+        && ip[0] == 0x45
+        && total_len >= ipv4::HEADER_LEN
+        && total_len <= frame.len() - L2_LEN
+        && crate::wire::checksum::ipv4_header_valid(ip);
+    ok.then(|| {
+        let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
+        (dst, L2_LEN + total_len)
+    })
+}
+
+/// `eth_input` and `ip_rcv_core` for a frame [`receive_fast`] did not take: the reason of the
+/// first failed check, or (options, an L2 broadcast...) the destination and the length.
+#[cold]
+#[inline(never)]
+fn receive_slow(frame: &[u8], dev_mac: &[u8; 6]) -> Result<(u32, usize), DropReason> {
+    let eth = eth_input::eth_input(frame, &EthernetAddress(*dev_mac))?;
+    if eth.l3_offset != L2_LEN {
+        // Tagged frames are the kernel's (the rewrite assumes an untagged header).
+        return Err(DropReason::EthNotIpv4);
+    }
+    let m = ip4_input::ip_rcv_core(&frame[eth.l3_offset..], eth.pkt_type)?;
+    Ok((m.dst, L2_LEN + m.total_len))
+}
+
+/// The forwarding fast path for a received packet to `dst` whose lookup gave `entry`: no
+/// options, source and destination neither exceptional nor possibly the router's, a resolved
+/// next hop (multipath included), rp_filter satisfied, TTL > 1, fits the MTU. Then it decrements
+/// the TTL, writes the L2 header and returns `Tx`/`TxStale`. `None`, the frame untouched, for
+/// anything else: [`forward_slow`] decides.
+#[inline(always)]
+fn forward_fast(
+    fib: &Fib,
+    cfg: &ForwardConfig,
+    ingress: PortId,
+    frame: &mut [u8],
+    dst: u32,
+    entry: u32,
+) -> Option<Outcome> {
+    let ip = &frame.first_chunk::<{ L2_LEN + ipv4::HEADER_LEN }>()?[L2_LEN..];
+    let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
+    if ip[0] != 0x45
+        || EXCEPTIONAL[(src >> 24) as usize] | EXCEPTIONAL[(dst >> 24) as usize]
+        || fib.addrs.maybe_special(src)
+    {
+        return None;
+    }
+    let (ttl, total_len) = (ip[8], u16::from_be_bytes([ip[2], ip[3]]));
+    let policy = cfg.multipath_hash;
+    let hash = || {
+        let ip = &frame[L2_LEN..];
+        let frag = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
+        let l4 = crate::fib::multipath::l4_key(policy, ip, ipv4::HEADER_LEN, ip[9], frag);
+        crate::fib::flow_hash(src, dst, l4)
+    };
+    let Verdict::Forward(adj) = ip4_lookup::ip4_next_hop_hashed(fib, entry, dst, hash) else {
+        return None;
+    };
+    let mtu = fib.routes.mtu(entry, adj.mtu);
+    if ttl <= 1
+        || u32::from(total_len) > mtu
+        || (cfg.rp_filter != RpFilter::Off && rp_check(fib, src, ingress, cfg.rp_filter).is_some())
+    {
+        return None;
+    }
+    // Decided: forward. `ip_decrease_ttl` (RFC 1624 incremental checksum), then `ip4_rewrite`.
+    let f = frame.first_chunk_mut::<{ L2_LEN + ipv4::HEADER_LEN }>()?;
+    let check = u16::from_be_bytes([f[L2_LEN + 10], f[L2_LEN + 11]]);
+    f[L2_LEN + 10..L2_LEN + 12]
+        .copy_from_slice(&crate::wire::checksum::ip_decrease_ttl(check).to_be_bytes());
+    f[L2_LEN + 8] = ttl - 1;
+    f[..L2_LEN].copy_from_slice(&adj.l2);
+    Some(if adj.stale {
+        Outcome::TxStale(adj.key())
+    } else {
+        Outcome::Tx(adj.port)
+    })
+}
+
+/// Every check between the route lookup and the rewrite, in Linux's order, for packet `i` (to
+/// `dst`, lookup result `entry`) that [`forward_fast`] did not take: martians, a local source,
+/// no route, rp_filter, options, TTL, MTU, an unresolved next hop.
+#[cold]
+#[inline(never)]
+fn forward_slow<B: PacketBatch + ?Sized>(
+    fib: &Fib,
+    ctx: &mut Ip4Ctx,
+    ingress: PortId,
+    batch: &mut B,
+    i: usize,
+    dst: u32,
+    entry: u32,
+) -> Outcome {
+    let m = ip4_input::Ip4Meta::of_accepted(&batch.packet_mut(i)[L2_LEN..]);
+    debug_assert_eq!(m.dst, dst);
+    if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize]
+        && let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians)
+    {
+        return Outcome::Drop(reason);
+    }
+    if fib.addrs.maybe_special(m.src)
+        && let Some(reason) = special_source(fib, m.src, ctx.cfg.martians)
+    {
+        return Outcome::Drop(reason);
+    }
+    let policy = ctx.cfg.multipath_hash;
+    let hash = || {
+        let ip = &batch.packet_mut(i)[L2_LEN..];
+        let frag = m.mf || m.frag_offset != 0;
+        let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
+        crate::fib::flow_hash(m.src, m.dst, l4)
+    };
+    let (mtu, next) = match ip4_lookup::ip4_next_hop_hashed(fib, entry, m.dst, hash) {
+        Verdict::Drop(reason) => {
+            let err = route_icmp(reason);
+            return reject(ctx, fib, ingress, batch, i, m.total_len, reason, err);
         }
-        let opts = if m.has_options {
-            match options(ctx, fib, ingress, batch, i, m) {
-                Ok(o) => Some(o),
-                Err(outcome) => {
-                    out[i] = outcome;
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        let fits = match ip4_forward::ip_forward(m.ttl, m.total_len, m.df, mtu) {
-            Ok(fits) => fits,
-            Err(reason) => {
-                let err = match reason {
-                    DropReason::TtlExpired => IcmpError::TTL,
-                    _ => IcmpError::frag_needed(mtu),
-                };
-                out[i] = reject(ctx, fib, ingress, batch, i, m.total_len, reason, Some(err));
-                continue;
-            }
-        };
-        let key = match next {
-            Ok(adj) => adj.key(),
-            Err(key) => key,
-        };
-        let frame = batch.packet_mut(i);
-        if let Some(o) = &opts {
-            forward_options(ctx, fib, frame, m.header_len, o, key.port, key.ip);
+        Verdict::Forward(adj) => (fib.routes.mtu(entry, adj.mtu), Ok(adj)),
+        Verdict::Resolve { key, mtu } => (fib.routes.mtu(entry, mtu), Err(key)),
+    };
+    if ctx.cfg.rp_filter != RpFilter::Off
+        && let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter)
+    {
+        return Outcome::Drop(reason);
+    }
+    let opts = if m.has_options {
+        match options(ctx, fib, ingress, batch, i, &m) {
+            Ok(o) => Some(o),
+            Err(outcome) => return outcome,
         }
-        Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
-        if !fits {
-            out[i] = Outcome::Fragment {
-                key,
-                mtu: mtu.min(0xffff) as u16,
+    } else {
+        None
+    };
+    let fits = match ip4_forward::ip_forward(m.ttl, m.total_len, m.df, mtu) {
+        Ok(fits) => fits,
+        Err(reason) => {
+            let err = match reason {
+                DropReason::TtlExpired => IcmpError::TTL,
+                _ => IcmpError::frag_needed(mtu),
             };
-            continue;
+            return reject(ctx, fib, ingress, batch, i, m.total_len, reason, Some(err));
         }
-        out[i] = match next {
-            Ok(adj) => {
-                ip4_rewrite::ip4_rewrite(frame, &adj.l2);
-                if adj.stale {
-                    Outcome::TxStale(adj.key())
-                } else {
-                    Outcome::Tx(adj.port)
-                }
-            }
-            Err(key) => Outcome::Resolve(key),
+    };
+    let key = match next {
+        Ok(adj) => adj.key(),
+        Err(key) => key,
+    };
+    let frame = batch.packet_mut(i);
+    if let Some(o) = &opts {
+        forward_options(ctx, fib, frame, m.header_len, o, key.port, key.ip);
+    }
+    Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
+    if !fits {
+        return Outcome::Fragment {
+            key,
+            mtu: mtu.min(0xffff) as u16,
         };
+    }
+    match next {
+        Ok(adj) => {
+            ip4_rewrite::ip4_rewrite(frame, &adj.l2);
+            if adj.stale {
+                Outcome::TxStale(adj.key())
+            } else {
+                Outcome::Tx(adj.port)
+            }
+        }
+        Err(key) => Outcome::Resolve(key),
     }
 }
 
@@ -1303,6 +1409,299 @@ mod tests {
                 proptest::prop_assert_eq!(crate::wire::checksum::sum(&ip[..hl]), 0xffff);
                 proptest::prop_assert_eq!(crate::wire::checksum::sum(&ip[hl..]), 0xffff);
             }
+        }
+    }
+
+    /// The pipeline as it was before its fast paths (every packet through the general checks, a
+    /// provisional outcome for live ones, the whole `Ip4Meta` kept between the passes): the
+    /// oracle the fast paths are compared with.
+    fn reference_batch<B: PacketBatch + ?Sized>(
+        fib: &Fib,
+        ctx: &mut Ip4Ctx,
+        ingress: PortId,
+        batch: &mut B,
+        out: &mut [Outcome; BATCH],
+    ) {
+        let n = batch.len();
+        assert!(n <= BATCH, "batch of {n} exceeds BATCH");
+        let dev_mac = EthernetAddress(fib.ports[usize::from(ingress)].mac);
+        let mut dsts = [0u32; BATCH];
+        let mut meta = [ip4_input::Ip4Meta::default(); BATCH];
+
+        // eth_input + ip4_input: classify and validate; keep each live packet's destination.
+        for i in 0..n {
+            let frame = batch.packet_mut(i);
+            let checked = eth_input::eth_input(frame, &dev_mac).and_then(|eth| {
+                if eth.l3_offset != L2_LEN {
+                    // Tagged frames are the kernel's (the rewrite assumes an untagged header).
+                    return Err(DropReason::EthNotIpv4);
+                }
+                ip4_input::ip_rcv_core(&frame[eth.l3_offset..], eth.pkt_type)
+            });
+            match checked {
+                Ok(m) => {
+                    batch.truncate(i, L2_LEN + m.total_len);
+                    dsts[i] = m.dst;
+                    meta[i] = m;
+                    out[i] = Outcome::Tx(ingress); // provisional, decided below
+                }
+                Err(reason) => {
+                    // A dead slot's destination stays 0; its lookup result is ignored.
+                    out[i] = Outcome::Drop(reason);
+                }
+            }
+        }
+
+        // ip4_lookup: one bulk lookup for the whole batch.
+        let mut entries = [NO_ROUTE; BATCH];
+        ip4_lookup::ip4_lookup(fib, &dsts[..n], &mut entries[..n]);
+
+        // ip_route_input + ip_forward + ip4_rewrite.
+        for i in 0..n {
+            if matches!(out[i], Outcome::Drop(_)) {
+                continue;
+            }
+            let m = &meta[i];
+            if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize]
+                && let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians)
+            {
+                out[i] = Outcome::Drop(reason);
+                continue;
+            }
+            if fib.addrs.maybe_special(m.src)
+                && let Some(reason) = special_source(fib, m.src, ctx.cfg.martians)
+            {
+                out[i] = Outcome::Drop(reason);
+                continue;
+            }
+            let policy = ctx.cfg.multipath_hash;
+            let hash = || {
+                let ip = &batch.packet_mut(i)[L2_LEN..];
+                let frag = m.mf || m.frag_offset != 0;
+                let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
+                crate::fib::flow_hash(m.src, m.dst, l4)
+            };
+            let (mtu, next) = match ip4_lookup::ip4_next_hop_hashed(fib, entries[i], m.dst, hash) {
+                Verdict::Drop(reason) => {
+                    out[i] = reject(
+                        ctx,
+                        fib,
+                        ingress,
+                        batch,
+                        i,
+                        m.total_len,
+                        reason,
+                        route_icmp(reason),
+                    );
+                    continue;
+                }
+                Verdict::Forward(adj) => (fib.routes.mtu(entries[i], adj.mtu), Ok(adj)),
+                Verdict::Resolve { key, mtu } => (fib.routes.mtu(entries[i], mtu), Err(key)),
+            };
+            if ctx.cfg.rp_filter != RpFilter::Off
+                && let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter)
+            {
+                out[i] = Outcome::Drop(reason);
+                continue;
+            }
+            let opts = if m.has_options {
+                match options(ctx, fib, ingress, batch, i, m) {
+                    Ok(o) => Some(o),
+                    Err(outcome) => {
+                        out[i] = outcome;
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            let fits = match ip4_forward::ip_forward(m.ttl, m.total_len, m.df, mtu) {
+                Ok(fits) => fits,
+                Err(reason) => {
+                    let err = match reason {
+                        DropReason::TtlExpired => IcmpError::TTL,
+                        _ => IcmpError::frag_needed(mtu),
+                    };
+                    out[i] = reject(ctx, fib, ingress, batch, i, m.total_len, reason, Some(err));
+                    continue;
+                }
+            };
+            let key = match next {
+                Ok(adj) => adj.key(),
+                Err(key) => key,
+            };
+            let frame = batch.packet_mut(i);
+            if let Some(o) = &opts {
+                forward_options(ctx, fib, frame, m.header_len, o, key.port, key.ip);
+            }
+            Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
+            if !fits {
+                out[i] = Outcome::Fragment {
+                    key,
+                    mtu: mtu.min(0xffff) as u16,
+                };
+                continue;
+            }
+            out[i] = match next {
+                Ok(adj) => {
+                    ip4_rewrite::ip4_rewrite(frame, &adj.l2);
+                    if adj.stale {
+                        Outcome::TxStale(adj.key())
+                    } else {
+                        Outcome::Tx(adj.port)
+                    }
+                }
+                Err(key) => Outcome::Resolve(key),
+            };
+        }
+    }
+
+    /// One random frame for [`fast_paths_decide_as_the_general_path`]: `k` picks source,
+    /// destination, TTL, options, L2 addressing and a defect.
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one argument per random dimension"
+    )]
+    fn random_frame(
+        ingress: PortId,
+        src: usize,
+        dst: usize,
+        ttl: usize,
+        df: bool,
+        opts: usize,
+        payload: usize,
+        l2: usize,
+        defect: usize,
+        frag: u16,
+        proto: u8,
+    ) -> Vec<u8> {
+        let srcs: [[u8; 4]; 10] = [
+            [10, 0, 1, 2],
+            [10, 0, 2, 2],
+            [198, 20, 0, 7],
+            [0, 0, 0, 1],
+            [127, 0, 0, 1],
+            [169, 254, 1, 1],
+            [224, 0, 0, 1],
+            [240, 0, 0, 1],
+            [10, 0, 1, 1],
+            [10, 0, 2, 255],
+        ];
+        let dsts: [[u8; 4]; 16] = [
+            [10, 0, 2, 2],
+            [10, 0, 2, 77],
+            [10, 0, 1, 2],
+            [198, 18, 0, 5],
+            [198, 19, 0, 5],
+            [198, 20, 0, 5],
+            [203, 0, 113, 1],
+            [198, 51, 100, 1],
+            [198, 51, 101, 1],
+            [192, 0, 2, 1],
+            [8, 8, 8, 8],
+            [10, 0, 1, 1],
+            [10, 0, 2, 255],
+            [255, 255, 255, 255],
+            [224, 0, 0, 5],
+            [169, 254, 3, 3],
+        ];
+        let ttls = [0u8, 1, 2, 64, 255];
+        let options: [&[u8]; 5] = [
+            &[],
+            &[1, 1, 1, 0],
+            &[7, 11, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[7, 3, 3, 0],
+            &[131, 7, 4, 10, 0, 2, 2, 0],
+        ];
+        let mut f = raw(
+            srcs[src % srcs.len()],
+            dsts[dst % dsts.len()],
+            ttls[ttl % ttls.len()],
+            df,
+            options[opts % options.len()],
+            payload,
+        );
+        f[14 + 9] = proto;
+        f[14 + 6] |= (frag >> 8) as u8 & 0x3f;
+        f[14 + 7] = frag as u8;
+        let my_mac = if ingress == 0 { P0_MAC } else { P1_MAC };
+        f[..6].copy_from_slice(&match l2 % 6 {
+            0..=2 => my_mac,
+            3 => [0xff; 6],
+            4 => [0x01, 0x00, 0x5e, 0, 0, 5],
+            _ => H2_MAC,
+        });
+        refill(&mut f);
+        match defect % 16 {
+            1 => f[14 + 10] ^= 0x40,
+            2 => f.extend_from_slice(&[0; 7]),
+            3 => f.truncate(14 + payload % 30),
+            4 => f[12..14].copy_from_slice(&[0x86, 0xdd]),
+            5 => f[12..14].copy_from_slice(&[0x81, 0x00]),
+            6 => {
+                f[14] = 0x60 | (f[14] & 0x0f);
+                refill(&mut f);
+            }
+            7 => {
+                let t = u16::from_be_bytes([f[16], f[17]]).wrapping_add(3);
+                f[16..18].copy_from_slice(&t.to_be_bytes());
+                refill(&mut f);
+            }
+            8 => f.truncate(payload % 14),
+            _ => {}
+        }
+        f
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// The batch pipeline with its fast paths gives, packet for packet, the outcome, the
+        /// bytes and the counted events of the general path alone, on random batches that mix
+        /// forwarded packets with every kind of exception and every policy setting.
+        #[test]
+        fn fast_paths_decide_as_the_general_path(
+            frames in proptest::collection::vec(
+                (
+                    (0usize..10, 0usize..16, 0usize..5, proptest::prelude::any::<bool>()),
+                    (0usize..5, 0usize..1500, 0usize..6, 0usize..16),
+                    (0u16..3, proptest::sample::select(vec![17u8, 6, 1, 47])),
+                ),
+                1..=BATCH,
+            ),
+            ingress in 0u16..2,
+            rp in 0usize..3,
+            rfc_martians: bool,
+            accept_source_route: bool,
+            l3_hash: bool,
+        ) {
+            let cfg = ForwardConfig {
+                rp_filter: [RpFilter::Off, RpFilter::Loose, RpFilter::Strict][rp],
+                martians: if rfc_martians { Martians::Rfc1812 } else { Martians::Linux },
+                accept_source_route,
+                multipath_hash: if l3_hash { MultipathHash::L3 } else { MultipathHash::L4 },
+                ..ForwardConfig::default()
+            };
+            let frames: Vec<Vec<u8>> = frames
+                .iter()
+                .map(|&((s, d, t, df), (o, p, l2, defect), (frag, proto))| {
+                    // Mostly plain packets: options and fragments now and then.
+                    let o = if o < 3 { 0 } else { o - 2 };
+                    let frag = if frag == 2 { 0x2000 | 0x10 } else { frag };
+                    random_frame(ingress, s, d, t, df, o, p, l2, defect, frag, proto)
+                })
+                .collect();
+            let fib = fib();
+            let (mut a, mut b) = (ctx(cfg), ctx(cfg));
+            let (mut fa, mut fb) = (frames.clone(), frames);
+            let mut oa = [Outcome::Drop(DropReason::NoRoute); BATCH];
+            let mut ob = oa;
+            reference_batch(&fib, &mut a, ingress, fa.as_mut_slice(), &mut oa);
+            ip4_forward_batch(&fib, &mut b, ingress, fb.as_mut_slice(), &mut ob);
+            let n = fa.len();
+            proptest::prop_assert_eq!(&oa[..n], &ob[..n]);
+            proptest::prop_assert_eq!(fa, fb);
+            proptest::prop_assert_eq!(a.events, b.events);
         }
     }
 }

@@ -99,6 +99,29 @@ pub fn sum_ipv4_header(hdr: &[u8; 20]) -> u16 {
     u16::from_be_bytes(fold(acc).to_ne_bytes())
 }
 
+/// Whether a 20-byte IPv4 header (no options) carries a correct checksum, i.e.
+/// `sum_ipv4_header(hdr) == 0xffff`, without folding: the receive fast path's test.
+///
+/// The five 32-bit native-order words add into a u64 that cannot overflow. Since
+/// `2^16 ≡ 1 (mod 0xffff)`, a sum of 16-bit words is congruent mod `0xffff` to its folded
+/// one's-complement sum, and a fold of a non-zero value is never 0; so the folded sum is
+/// `0xffff` exactly when the plain sum is non-zero and divisible by `0xffff`. Byte order does not
+/// matter: swapping the bytes of a word multiplies it by 256 mod `0xffff`, which is invertible.
+/// `x % 0xffff == 0` for a constant odd divisor compiles to one multiply and one compare.
+#[inline]
+pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
+    let w = |i: usize| {
+        u64::from(u32::from_ne_bytes([
+            hdr[i],
+            hdr[i + 1],
+            hdr[i + 2],
+            hdr[i + 3],
+        ]))
+    };
+    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    acc != 0 && acc % 0xffff == 0
+}
+
 /// Byte-pair one's-complement sum, folding at every step: the plain reading of RFC 1071 §4.1,
 /// kept as the oracle for [`sum`] in tests and fuzz targets. Not for the data path.
 pub fn sum_reference(data: &[u8]) -> u16 {
@@ -297,6 +320,21 @@ mod tests {
         #[test]
         fn unrolled_header_sum_matches_reference(hdr in any::<[u8; 20]>()) {
             prop_assert_eq!(sum_ipv4_header(&hdr), sum_reference(&hdr));
+        }
+
+        #[test]
+        fn header_valid_matches_sum(hdr in any::<[u8; 20]>(), fix in any::<bool>(), zero in any::<bool>()) {
+            let mut hdr = hdr;
+            if zero {
+                hdr = [0; 20];
+            }
+            if fix {
+                hdr[10] = 0;
+                hdr[11] = 0;
+                let c = checksum(&hdr);
+                hdr[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            prop_assert_eq!(ipv4_header_valid(&hdr), sum_reference(&hdr) == 0xffff);
         }
 
         #[test]
