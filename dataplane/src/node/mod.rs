@@ -484,13 +484,14 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
     let n = batch.len();
     assert!(n <= BATCH, "batch of {n} exceeds BATCH");
     let dev_mac = fib.ports[usize::from(ingress)].mac;
+    let key = mac_key(&dev_mac);
     let mut dsts = [0u32; BATCH];
     let mut live = 0u64;
 
     // eth_input + ip4_input: classify and validate; keep each live packet's destination.
     for i in 0..n {
         let frame = batch.packet_mut(i);
-        let checked = match receive_fast(frame, &dev_mac) {
+        let checked = match receive_fast(frame, key) {
             Some(ok) => Ok(ok),
             None => receive_slow(frame, &dev_mac),
         };
@@ -516,34 +517,57 @@ pub fn ip4_forward_batch<B: PacketBatch + ?Sized>(
         let i = live.trailing_zeros() as usize % BATCH;
         live &= live - 1;
         let (dst, entry) = (dsts[i], entries[i]);
-        out[i] = match forward_fast(fib, &cfg, ingress, batch.packet_mut(i), dst, entry) {
-            Some(o) => o,
-            None => forward_slow(fib, ctx, ingress, batch, i, dst, entry),
-        };
+        if !forward_fast(
+            fib,
+            &cfg,
+            ingress,
+            batch.packet_mut(i),
+            dst,
+            entry,
+            &mut out[i],
+        ) {
+            out[i] = forward_slow(fib, ctx, ingress, batch, i, dst, entry);
+        }
     }
 }
 
-/// The receive fast path: an untagged IPv4 frame to `dev_mac` whose 20-byte header (no options)
-/// is valid and whose total length fits the frame. Returns the destination (host order) and the
-/// frame length without link padding; `None` for anything else, which [`receive_slow`] sorts out
-/// (`eth_input` then `ip_rcv_core`, which give the same answer for a frame this accepts).
+/// The receive fast path: an untagged IPv4 frame to the port's MAC (`mac_key`, see [`mac_key`])
+/// whose 20-byte header (no options) is valid and whose total length fits the frame. Returns the
+/// destination (host order) and the frame length without link padding; `None` for anything
+/// else, which [`receive_slow`] sorts out (`eth_input` then `ip_rcv_core`, which give the same
+/// answer for a frame this accepts).
 #[inline(always)]
-fn receive_fast(frame: &[u8], dev_mac: &[u8; 6]) -> Option<(u32, usize)> {
-    let (eth, ip) = frame
-        .first_chunk::<{ L2_LEN + ipv4::HEADER_LEN }>()?
-        .split_first_chunk::<L2_LEN>()?;
-    let ip: &[u8; ipv4::HEADER_LEN] = ip.try_into().ok()?;
+fn receive_fast(frame: &[u8], mac_key: u64) -> Option<(u32, usize)> {
+    let f = frame.first_chunk::<{ L2_LEN + ipv4::HEADER_LEN }>()?;
+    let ip: &[u8; ipv4::HEADER_LEN] = f[L2_LEN..].try_into().ok()?;
+    // The destination MAC (the two bytes after it masked off), then the EtherType and the
+    // version/IHL byte in one 4-byte compare.
+    let dst_mac = u64::from_le_bytes([f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7]]);
+    let type_ver = u32::from_le_bytes([f[12], f[13], f[14], 0]);
     let total_len = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    let ok = [eth[0], eth[1], eth[2], eth[3], eth[4], eth[5]] == *dev_mac
-        && u16::from_be_bytes([eth[12], eth[13]]) == ethernet::ethertype::IPV4
-        && ip[0] == 0x45
-        && total_len >= ipv4::HEADER_LEN
-        && total_len <= frame.len() - L2_LEN
+    let ok = dst_mac & 0xffff_ffff_ffff == mac_key
+        && type_ver == IPV4_NO_OPTIONS
+        // 20 <= total_len <= the bytes after the Ethernet header, in one compare.
+        && total_len.wrapping_sub(ipv4::HEADER_LEN) <= frame.len() - (L2_LEN + ipv4::HEADER_LEN)
         && crate::wire::checksum::ipv4_header_valid(ip);
     ok.then(|| {
         let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
         (dst, L2_LEN + total_len)
     })
+}
+
+/// EtherType IPv4, then version 4 with IHL 5, as [`receive_fast`] reads them.
+const IPV4_NO_OPTIONS: u32 = u32::from_le_bytes([
+    (ethernet::ethertype::IPV4 >> 8) as u8,
+    ethernet::ethertype::IPV4 as u8,
+    0x45,
+    0,
+]);
+
+/// A port's MAC as [`receive_fast`] compares it: the six bytes, little-endian, in a u64.
+#[inline(always)]
+fn mac_key(mac: &[u8; 6]) -> u64 {
+    u64::from_le_bytes([mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], 0, 0])
 }
 
 /// `eth_input` and `ip_rcv_core` for a frame [`receive_fast`] did not take: the reason of the
@@ -563,8 +587,8 @@ fn receive_slow(frame: &[u8], dev_mac: &[u8; 6]) -> Result<(u32, usize), DropRea
 /// The forwarding fast path for a received packet to `dst` whose lookup gave `entry`: no
 /// options, source and destination neither exceptional nor possibly the router's, a resolved
 /// next hop (multipath included), rp_filter satisfied, TTL > 1, fits the MTU. Then it decrements
-/// the TTL, writes the L2 header and returns `Tx`/`TxStale`. `None`, the frame untouched, for
-/// anything else: [`forward_slow`] decides.
+/// the TTL, writes the L2 header, sets `out` to `Tx`/`TxStale` and returns `true`. `false`, the
+/// frame and `out` untouched, for anything else: [`forward_slow`] decides.
 #[inline(always)]
 fn forward_fast(
     fib: &Fib,
@@ -573,14 +597,18 @@ fn forward_fast(
     frame: &mut [u8],
     dst: u32,
     entry: u32,
-) -> Option<Outcome> {
-    let ip = &frame.first_chunk::<{ L2_LEN + ipv4::HEADER_LEN }>()?[L2_LEN..];
+    out: &mut Outcome,
+) -> bool {
+    let Some(f) = frame.first_chunk::<{ L2_LEN + ipv4::HEADER_LEN }>() else {
+        return false;
+    };
+    let ip = &f[L2_LEN..];
     let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
     if ip[0] != 0x45
         || EXCEPTIONAL[(src >> 24) as usize] | EXCEPTIONAL[(dst >> 24) as usize]
         || fib.addrs.maybe_special(src)
     {
-        return None;
+        return false;
     }
     let (ttl, total_len) = (ip[8], u16::from_be_bytes([ip[2], ip[3]]));
     let policy = cfg.multipath_hash;
@@ -591,27 +619,30 @@ fn forward_fast(
         crate::fib::flow_hash(src, dst, l4)
     };
     let Verdict::Forward(adj) = ip4_lookup::ip4_next_hop_hashed(fib, entry, dst, hash) else {
-        return None;
+        return false;
     };
     let mtu = fib.routes.mtu(entry, adj.mtu);
     if ttl <= 1
         || u32::from(total_len) > mtu
         || (cfg.rp_filter != RpFilter::Off && rp_check(fib, src, ingress, cfg.rp_filter).is_some())
     {
-        return None;
+        return false;
     }
     // Decided: forward. `ip_decrease_ttl` (RFC 1624 incremental checksum), then `ip4_rewrite`.
-    let f = frame.first_chunk_mut::<{ L2_LEN + ipv4::HEADER_LEN }>()?;
+    let Some(f) = frame.first_chunk_mut::<{ L2_LEN + ipv4::HEADER_LEN }>() else {
+        return false;
+    };
     let check = u16::from_be_bytes([f[L2_LEN + 10], f[L2_LEN + 11]]);
     f[L2_LEN + 10..L2_LEN + 12]
         .copy_from_slice(&crate::wire::checksum::ip_decrease_ttl(check).to_be_bytes());
     f[L2_LEN + 8] = ttl - 1;
     f[..L2_LEN].copy_from_slice(&adj.l2);
-    Some(if adj.stale {
+    *out = if adj.stale {
         Outcome::TxStale(adj.key())
     } else {
         Outcome::Tx(adj.port)
-    })
+    };
+    true
 }
 
 /// Every check between the route lookup and the rewrite, in Linux's order, for packet `i` (to

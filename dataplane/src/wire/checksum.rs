@@ -107,7 +107,13 @@ pub fn sum_ipv4_header(hdr: &[u8; 20]) -> u16 {
 /// one's-complement sum, and a fold of a non-zero value is never 0; so the folded sum is
 /// `0xffff` exactly when the plain sum is non-zero and divisible by `0xffff`. Byte order does not
 /// matter: swapping the bytes of a word multiplies it by 256 mod `0xffff`, which is invertible.
-/// `x % 0xffff == 0` for a constant odd divisor compiles to one multiply and one compare.
+///
+/// The test is one multiply and one compare (the exact-division trick of Granlund and
+/// Montgomery, "Division by invariant integers using multiplication", 1994; Hacker's Delight,
+/// ch. 10, testing for a zero remainder): multiplying by the inverse of `0xffff` mod 2^64 maps
+/// the multiples `k * 0xffff` (`k <= u64::MAX / 0xffff`) onto `k` and everything else above
+/// `u64::MAX / 0xffff`, so `acc * inv - 1 < u64::MAX / 0xffff` says "a non-zero multiple" (for
+/// `acc == 0` the subtraction wraps to `u64::MAX`).
 #[inline]
 pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
     let w = |i: usize| {
@@ -119,8 +125,22 @@ pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
         ]))
     };
     let acc = w(0) + w(4) + w(8) + w(12) + w(16);
-    acc != 0 && acc % 0xffff == 0
+    acc.wrapping_mul(INV_FFFF).wrapping_sub(1) < u64::MAX / 0xffff
 }
+
+/// The inverse of `0xffff` modulo 2^64 (Newton's iteration, each step doubling the correct low
+/// bits from the 3 that `x = d` has for odd `d`).
+const INV_FFFF: u64 = {
+    let d: u64 = 0xffff;
+    let mut x = d;
+    let mut i = 0;
+    while i < 5 {
+        x = x.wrapping_mul(2u64.wrapping_sub(d.wrapping_mul(x)));
+        i += 1;
+    }
+    assert!(d.wrapping_mul(x) == 1);
+    x
+};
 
 /// Byte-pair one's-complement sum, folding at every step: the plain reading of RFC 1071 §4.1,
 /// kept as the oracle for [`sum`] in tests and fuzz targets. Not for the data path.
@@ -247,6 +267,38 @@ mod tests {
         assert_eq!(add(0x8000, 0x8000), 0x0001);
     }
 
+    /// The divisibility test at its edges: zero, the smallest and largest multiples of 0xffff a
+    /// header can sum to, and their neighbours.
+    #[test]
+    fn header_valid_edges() {
+        let hdr = |words: [u32; 5]| {
+            let mut h = [0u8; 20];
+            for (c, w) in h.chunks_mut(4).zip(words) {
+                c.copy_from_slice(&w.to_ne_bytes());
+            }
+            h
+        };
+        for words in [
+            [0; 5],
+            [0xffff, 0, 0, 0, 0],
+            [0xfffe, 0, 0, 0, 0],
+            [0x1_0000, 0, 0, 0, 0],
+            [u32::MAX; 5],
+            [u32::MAX, u32::MAX, u32::MAX, u32::MAX, u32::MAX - 1],
+            [0xffff_0000, 0xffff, 0, 0, 0],
+            [1, 0, 0, 0, 0],
+        ] {
+            let h = hdr(words);
+            assert_eq!(
+                ipv4_header_valid(&h),
+                sum_reference(&h) == 0xffff,
+                "{words:x?}"
+            );
+        }
+        assert!(ipv4_header_valid(&hdr([0xffff, 0, 0, 0, 0])));
+        assert!(!ipv4_header_valid(&[0; 20]));
+    }
+
     /// RFC 1624 §4: HC = 0xdd2f, m = 0x5555 -> m' = 0x3285 must give 0x0000 (eqn. 3), not the
     /// 0xffff that RFC 1141's eqn. 2 produces.
     #[test]
@@ -320,6 +372,15 @@ mod tests {
         #[test]
         fn unrolled_header_sum_matches_reference(hdr in any::<[u8; 20]>()) {
             prop_assert_eq!(sum_ipv4_header(&hdr), sum_reference(&hdr));
+        }
+
+        #[test]
+        fn header_valid_matches_sum_of_any_words(words in any::<[u32; 5]>()) {
+            let mut hdr = [0u8; 20];
+            for (c, w) in hdr.chunks_mut(4).zip(words) {
+                c.copy_from_slice(&w.to_ne_bytes());
+            }
+            prop_assert_eq!(ipv4_header_valid(&hdr), sum_reference(&hdr) == 0xffff);
         }
 
         #[test]
