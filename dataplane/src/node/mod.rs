@@ -610,7 +610,6 @@ fn forward_fast(
     {
         return false;
     }
-    let (ttl, total_len) = (ip[8], u16::from_be_bytes([ip[2], ip[3]]));
     let policy = cfg.multipath_hash;
     let hash = || {
         let ip = &frame[L2_LEN..];
@@ -622,6 +621,14 @@ fn forward_fast(
         return false;
     };
     let mtu = fib.routes.mtu(entry, adj.mtu);
+    // Read after the next hop, not kept across it (fewer registers spilled).
+    let Some(f) = frame.first_chunk_mut::<{ L2_LEN + ipv4::HEADER_LEN }>() else {
+        return false;
+    };
+    let (ttl, total_len) = (
+        f[L2_LEN + 8],
+        u16::from_be_bytes([f[L2_LEN + 2], f[L2_LEN + 3]]),
+    );
     if ttl <= 1
         || u32::from(total_len) > mtu
         || (cfg.rp_filter != RpFilter::Off && rp_check(fib, src, ingress, cfg.rp_filter).is_some())
@@ -629,19 +636,15 @@ fn forward_fast(
         return false;
     }
     // Decided: forward. `ip_decrease_ttl` (RFC 1624 incremental checksum), then `ip4_rewrite`.
-    let Some(f) = frame.first_chunk_mut::<{ L2_LEN + ipv4::HEADER_LEN }>() else {
-        return false;
-    };
     let check = u16::from_be_bytes([f[L2_LEN + 10], f[L2_LEN + 11]]);
     f[L2_LEN + 10..L2_LEN + 12]
         .copy_from_slice(&crate::wire::checksum::ip_decrease_ttl(check).to_be_bytes());
     f[L2_LEN + 8] = ttl - 1;
     f[..L2_LEN].copy_from_slice(&adj.l2);
-    *out = if adj.stale {
-        Outcome::TxStale(adj.key())
-    } else {
-        Outcome::Tx(adj.port)
-    };
+    *out = Outcome::Tx(adj.port);
+    if adj.stale {
+        *out = Outcome::TxStale(adj.key());
+    }
     true
 }
 
