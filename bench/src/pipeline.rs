@@ -16,9 +16,12 @@
 //!   broadcast source, next hop, route MTU, the rp_filter and options switches, TTL and MTU,
 //!   then the TTL decrement with the incremental checksum) and rewrite (L2 header, outcome).
 //!   `ip4_forward_batch` fuses eth_input with ip4_input and forward with rewrite into two
-//!   passes, and its martian test is a private table lookup where this loop calls the public
-//!   predicates: the split is an approximation of where `full`'s time goes, and the sum is a
-//!   little above `full` (timer reads, lost overlap between stages). `full` is the number.
+//!   passes, each with a fast path for the common packet (one length check, combined compares;
+//!   the second pass re-reads the header instead of keeping an `Ip4Meta`) and a general path
+//!   for the rest, and its martian test is a private table lookup where this loop calls the
+//!   public predicates: the split is an approximation of where `full`'s time goes, and the sum
+//!   is above `full` (timer reads, lost overlap between stages, the stage functions' general
+//!   form). `full` is the number.
 //!
 //! For A/B of code changes on a noisy machine, count instructions instead of time:
 //! `valgrind --tool=callgrind --toggle-collect='*full_batch*' xfwd-bench pipeline --routes 1

@@ -62,9 +62,7 @@ impl Ip4Meta {
             has_options: header_len > HEADER_LEN,
         }
     }
-}
 
-impl Ip4Meta {
     /// The fields of an IPv4 packet that [`ip_rcv_core`] accepted earlier (its header is
     /// unchanged since): for the forwarding slow paths, which re-read what the fast path did not
     /// keep.
@@ -727,6 +725,13 @@ mod tests {
         }
 
         /// Accepted packets satisfy the edge contract, and their fields read through the view agree.
+        #[test]
+        fn of_accepted_reads_what_ip_rcv_core_returned(d in packet_strategy()) {
+            if let Ok(m) = ip_rcv_core(&d, PktType::Host) {
+                prop_assert_eq!(Ip4Meta::of_accepted(&d), m);
+            }
+        }
+
         #[test]
         fn accepted_packets_satisfy_the_contract(d in packet_strategy()) {
             if let Ok(m) = ip_rcv_core(&d, PktType::Host) {
