@@ -19,9 +19,10 @@
 //!   passes, each with a fast path for the common packet (one length check, combined compares;
 //!   the second pass re-reads the header instead of keeping an `Ip4Meta`) and a general path
 //!   for the rest, and its martian test is a private table lookup where this loop calls the
-//!   public predicates: the split is an approximation of where `full`'s time goes, and the sum
-//!   is above `full` (timer reads, lost overlap between stages, the stage functions' general
-//!   form). `full` is the number.
+//!   public predicates. So the split only says which stage is heavy, not what `full` spends on
+//!   it: the sum is well above `full` (timer reads, lost overlap between stages, the general
+//!   form of the stage functions: since the fast paths, 1.7-3x `full` on a quiet machine).
+//!   `full` is the number.
 //!
 //! For A/B of code changes on a noisy machine, count instructions instead of time:
 //! `valgrind --tool=callgrind --toggle-collect='*full_batch*' xfwd-bench pipeline --routes 1
