@@ -454,18 +454,11 @@ pub fn loss_points(t: &Trial) -> String {
 /// The sum of a veth's `rx_queue_N_drops` (frames its receive path dropped, XDP redirect
 /// failures included; not the `XDP_DROP` verdicts of `rx_queue_N_xdp_drops`).
 fn veth_rx_drops(ns: &xfwd_testbed::NetNs, dev: &str) -> Result<u64> {
-    let out = ns
-        .exec(&["ethtool", "-S", dev])
-        .context("ethtool (Debian package ethtool)")?;
-    Ok(parse_rx_queue_drops(&String::from_utf8_lossy(&out.stdout)))
+    crate::forward::ethtool_sum(ns, dev, is_rx_queue_drops)
 }
 
-fn parse_rx_queue_drops(text: &str) -> u64 {
-    text.lines()
-        .filter_map(|l| l.trim().split_once(": "))
-        .filter(|(k, _)| k.starts_with("rx_queue_") && k.ends_with("_drops") && !k.contains("xdp"))
-        .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
-        .sum()
+fn is_rx_queue_drops(key: &str) -> bool {
+    key.starts_with("rx_queue_") && key.ends_with("_drops") && !key.contains("xdp")
 }
 
 /// A device's `tx_dropped` (`ip -s -j link`).
@@ -1402,8 +1395,9 @@ mod tests {
         let text = "NIC statistics:\n     peer_ifindex: 7\n     rx_queue_0_drops: 12\n     \
                     rx_queue_0_xdp_drops: 900\n     rx_queue_1_drops: 3\n     \
                     tx_queue_0_xdp_xmit_errors: 5\n";
-        assert_eq!(parse_rx_queue_drops(text), 15);
-        assert_eq!(parse_rx_queue_drops(""), 0);
+        let sum = |t| crate::forward::parse_ethtool_sum(t, is_rx_queue_drops);
+        assert_eq!(sum(text), 15);
+        assert_eq!(sum(""), 0);
     }
 
     #[test]

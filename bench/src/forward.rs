@@ -866,17 +866,29 @@ pub(crate) fn ifindex(ns: &NetNs, dev: &str) -> Result<u32> {
 /// Frames a veth failed to pass to its peer's XDP ring (`*_xdp_xmit_errors` in `ethtool -S`):
 /// on h1's end, the generator's frames refused because the router's ring was full.
 pub(crate) fn xdp_xmit_errors(ns: &NetNs, dev: &str) -> Result<u64> {
+    ethtool_sum(ns, dev, is_xdp_xmit_errors)
+}
+
+fn is_xdp_xmit_errors(key: &str) -> bool {
+    key.ends_with("_xdp_xmit_errors")
+}
+
+/// The sum of the `ethtool -S DEV` counters whose name `pick` accepts.
+pub(crate) fn ethtool_sum(ns: &NetNs, dev: &str, pick: fn(&str) -> bool) -> Result<u64> {
     let out = ns
         .exec(&["ethtool", "-S", dev])
         .context("ethtool (Debian package ethtool)")?;
-    Ok(parse_xdp_xmit_errors(&String::from_utf8_lossy(&out.stdout)))
+    Ok(parse_ethtool_sum(
+        &String::from_utf8_lossy(&out.stdout),
+        pick,
+    ))
 }
 
-/// Sums the `*_xdp_xmit_errors` counters of `ethtool -S` output.
-fn parse_xdp_xmit_errors(text: &str) -> u64 {
+/// Sums the counters of `ethtool -S` output whose name `pick` accepts.
+pub(crate) fn parse_ethtool_sum(text: &str, pick: fn(&str) -> bool) -> u64 {
     text.lines()
         .filter_map(|l| l.trim().split_once(": "))
-        .filter(|(k, _)| k.ends_with("_xdp_xmit_errors"))
+        .filter(|(k, _)| pick(k))
         .filter_map(|(_, v)| v.trim().parse::<u64>().ok())
         .sum()
 }
@@ -907,8 +919,8 @@ mod tests {
         let text = "NIC statistics:\n     peer_ifindex: 5\n     rx_queue_0_xdp_packets: 10\n     \
                     tx_queue_0_xdp_xmit: 900\n     tx_queue_0_xdp_xmit_errors: 123\n     \
                     tx_queue_1_xdp_xmit_errors: 7\n";
-        assert_eq!(parse_xdp_xmit_errors(text), 130);
-        assert_eq!(parse_xdp_xmit_errors(""), 0);
+        assert_eq!(parse_ethtool_sum(text, is_xdp_xmit_errors), 130);
+        assert_eq!(parse_ethtool_sum("", is_xdp_xmit_errors), 0);
     }
 
     #[test]

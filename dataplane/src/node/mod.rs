@@ -1446,9 +1446,9 @@ mod tests {
         }
     }
 
-    /// The pipeline as it was before its fast paths (every packet through the general checks, a
-    /// provisional outcome for live ones, the whole `Ip4Meta` kept between the passes): the
-    /// oracle the fast paths are compared with.
+    /// Every packet through the general paths only (`receive_slow`, the bulk lookup,
+    /// `forward_slow`: every check in Linux's order, as the pipeline ran before its fast paths):
+    /// the oracle the fast paths are compared with.
     fn reference_batch<B: PacketBatch + ?Sized>(
         fib: &Fib,
         ctx: &mut Ip4Ctx,
@@ -1458,135 +1458,22 @@ mod tests {
     ) {
         let n = batch.len();
         assert!(n <= BATCH, "batch of {n} exceeds BATCH");
-        let dev_mac = EthernetAddress(fib.ports[usize::from(ingress)].mac);
+        let dev_mac = fib.ports[usize::from(ingress)].mac;
         let mut dsts = [0u32; BATCH];
-        let mut meta = [ip4_input::Ip4Meta::default(); BATCH];
-
-        // eth_input + ip4_input: classify and validate; keep each live packet's destination.
+        let mut live = [false; BATCH];
         for i in 0..n {
-            let frame = batch.packet_mut(i);
-            let checked = eth_input::eth_input(frame, &dev_mac).and_then(|eth| {
-                if eth.l3_offset != L2_LEN {
-                    // Tagged frames are the kernel's (the rewrite assumes an untagged header).
-                    return Err(DropReason::EthNotIpv4);
+            match receive_slow(batch.packet_mut(i), &dev_mac) {
+                Ok((dst, len)) => {
+                    batch.truncate(i, len);
+                    (dsts[i], live[i]) = (dst, true);
                 }
-                ip4_input::ip_rcv_core(&frame[eth.l3_offset..], eth.pkt_type)
-            });
-            match checked {
-                Ok(m) => {
-                    batch.truncate(i, L2_LEN + m.total_len);
-                    dsts[i] = m.dst;
-                    meta[i] = m;
-                    out[i] = Outcome::Tx(ingress); // provisional, decided below
-                }
-                Err(reason) => {
-                    // A dead slot's destination stays 0; its lookup result is ignored.
-                    out[i] = Outcome::Drop(reason);
-                }
+                Err(reason) => out[i] = Outcome::Drop(reason),
             }
         }
-
-        // ip4_lookup: one bulk lookup for the whole batch.
         let mut entries = [NO_ROUTE; BATCH];
         ip4_lookup::ip4_lookup(fib, &dsts[..n], &mut entries[..n]);
-
-        // ip_route_input + ip_forward + ip4_rewrite.
-        for i in 0..n {
-            if matches!(out[i], Outcome::Drop(_)) {
-                continue;
-            }
-            let m = &meta[i];
-            if EXCEPTIONAL[(m.src >> 24) as usize] | EXCEPTIONAL[(m.dst >> 24) as usize]
-                && let Some(reason) = martian(m.src, m.dst, ctx.cfg.martians)
-            {
-                out[i] = Outcome::Drop(reason);
-                continue;
-            }
-            if fib.addrs.maybe_special(m.src)
-                && let Some(reason) = special_source(fib, m.src, ctx.cfg.martians)
-            {
-                out[i] = Outcome::Drop(reason);
-                continue;
-            }
-            let policy = ctx.cfg.multipath_hash;
-            let hash = || {
-                let ip = &batch.packet_mut(i)[L2_LEN..];
-                let frag = m.mf || m.frag_offset != 0;
-                let l4 = crate::fib::multipath::l4_key(policy, ip, m.header_len, m.protocol, frag);
-                crate::fib::flow_hash(m.src, m.dst, l4)
-            };
-            let (mtu, next) = match ip4_lookup::ip4_next_hop_hashed(fib, entries[i], m.dst, hash) {
-                Verdict::Drop(reason) => {
-                    out[i] = reject(
-                        ctx,
-                        fib,
-                        ingress,
-                        batch,
-                        i,
-                        m.total_len,
-                        reason,
-                        route_icmp(reason),
-                    );
-                    continue;
-                }
-                Verdict::Forward(adj) => (fib.routes.mtu(entries[i], adj.mtu), Ok(adj)),
-                Verdict::Resolve { key, mtu } => (fib.routes.mtu(entries[i], mtu), Err(key)),
-            };
-            if ctx.cfg.rp_filter != RpFilter::Off
-                && let Some(reason) = rp_check(fib, m.src, ingress, ctx.cfg.rp_filter)
-            {
-                out[i] = Outcome::Drop(reason);
-                continue;
-            }
-            let opts = if m.has_options {
-                match options(ctx, fib, ingress, batch, i, m) {
-                    Ok(o) => Some(o),
-                    Err(outcome) => {
-                        out[i] = outcome;
-                        continue;
-                    }
-                }
-            } else {
-                None
-            };
-            let fits = match ip4_forward::ip_forward(m.ttl, m.total_len, m.df, mtu) {
-                Ok(fits) => fits,
-                Err(reason) => {
-                    let err = match reason {
-                        DropReason::TtlExpired => IcmpError::TTL,
-                        _ => IcmpError::frag_needed(mtu),
-                    };
-                    out[i] = reject(ctx, fib, ingress, batch, i, m.total_len, reason, Some(err));
-                    continue;
-                }
-            };
-            let key = match next {
-                Ok(adj) => adj.key(),
-                Err(key) => key,
-            };
-            let frame = batch.packet_mut(i);
-            if let Some(o) = &opts {
-                forward_options(ctx, fib, frame, m.header_len, o, key.port, key.ip);
-            }
-            Ipv4Packet::new_unchecked(&mut frame[L2_LEN..]).decrease_ttl();
-            if !fits {
-                out[i] = Outcome::Fragment {
-                    key,
-                    mtu: mtu.min(0xffff) as u16,
-                };
-                continue;
-            }
-            out[i] = match next {
-                Ok(adj) => {
-                    ip4_rewrite::ip4_rewrite(frame, &adj.l2);
-                    if adj.stale {
-                        Outcome::TxStale(adj.key())
-                    } else {
-                        Outcome::Tx(adj.port)
-                    }
-                }
-                Err(key) => Outcome::Resolve(key),
-            };
+        for i in (0..n).filter(|&i| live[i]) {
+            out[i] = forward_slow(fib, ctx, ingress, batch, i, dsts[i], entries[i]);
         }
     }
 

@@ -83,10 +83,9 @@ fn sum_block(block: &[u8]) -> u64 {
     acc
 }
 
-/// The one's-complement sum of a 20-byte IPv4 header without options: [`sum`] unrolled for the
-/// fast path of `ip_rcv_core`, where `ver_ihl == 0x45`.
-#[inline]
-pub fn sum_ipv4_header(hdr: &[u8; 20]) -> u16 {
+/// The five 32-bit native-order words of a 20-byte header added into a u64 (cannot overflow).
+#[inline(always)]
+fn header_words(hdr: &[u8; 20]) -> u64 {
     let w = |i: usize| {
         u64::from(u32::from_ne_bytes([
             hdr[i],
@@ -95,7 +94,14 @@ pub fn sum_ipv4_header(hdr: &[u8; 20]) -> u16 {
             hdr[i + 3],
         ]))
     };
-    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    w(0) + w(4) + w(8) + w(12) + w(16)
+}
+
+/// The one's-complement sum of a 20-byte IPv4 header without options: [`sum`] unrolled for the
+/// fast path of `ip_rcv_core`, where `ver_ihl == 0x45`.
+#[inline]
+pub fn sum_ipv4_header(hdr: &[u8; 20]) -> u16 {
+    let acc = header_words(hdr);
     u16::from_be_bytes(fold(acc).to_ne_bytes())
 }
 
@@ -116,15 +122,7 @@ pub fn sum_ipv4_header(hdr: &[u8; 20]) -> u16 {
 /// `acc == 0` the subtraction wraps to `u64::MAX`).
 #[inline]
 pub fn ipv4_header_valid(hdr: &[u8; 20]) -> bool {
-    let w = |i: usize| {
-        u64::from(u32::from_ne_bytes([
-            hdr[i],
-            hdr[i + 1],
-            hdr[i + 2],
-            hdr[i + 3],
-        ]))
-    };
-    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    let acc = header_words(hdr);
     acc.wrapping_mul(INV_FFFF).wrapping_sub(1) < u64::MAX / 0xffff
 }
 
