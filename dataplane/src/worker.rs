@@ -301,8 +301,6 @@ fn run(setup: WorkerSetup) {
         (last_t0, slept) = (t0, false);
         let fib: &Arc<Fib> = fib_cache.load();
         let mut work = 0usize;
-        // Whether some RX ring gave a full batch (more may be waiting).
-        let mut behind = false;
         ctx.now_ms = t0.duration_since(started).as_millis() as u64;
 
         for p in 0..nports {
@@ -316,7 +314,6 @@ fn run(setup: WorkerSetup) {
             if n == 0 {
                 continue;
             }
-            behind |= n == BATCH;
             work += n;
             local.batches += 1;
             let counts = &mut local.ports[p];
@@ -485,13 +482,6 @@ fn run(setup: WorkerSetup) {
         if work > 0 {
             stats.busy_ns.add(now.duration_since(t0).as_nanos() as u64);
             idle_loops = 0;
-            if !behind && idle == IdleMode::Adaptive {
-                // Caught up (every RX ring gave less than a batch): let the kernel's receive
-                // processing run now if it shares this core (threaded NAPI, ksoftirqd), in
-                // small steps, before its own ring (256 slots on veth) overflows while it
-                // waits for the scheduler to preempt us.
-                std::thread::yield_now();
-            }
         } else if idle == IdleMode::Adaptive {
             idle_loops += 1;
             if idle_loops >= SPIN_BEFORE_SLEEP {
