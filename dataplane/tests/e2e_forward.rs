@@ -429,6 +429,20 @@ fn a_worker_kept_off_its_cpu_counts_a_stall() {
     // Every thread frozen for 60 ms: the worker's CPU taken away, as a hypervisor or another
     // task would.
     x.xfwd.signal(Signal::Stop).unwrap();
+    // A thread waiting for a contended CPU stops only once it runs (and a SIGCONT before then
+    // would cancel the stop): freeze for 60 ms from the moment every thread is stopped.
+    let tasks = format!("/proc/{}/task", x.xfwd.pid());
+    let all_stopped = || {
+        std::fs::read_dir(&tasks).unwrap().all(|t| {
+            std::fs::read_to_string(t.unwrap().path().join("status"))
+                .is_ok_and(|s| s.contains("State:\tT"))
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !all_stopped() {
+        assert!(std::time::Instant::now() < deadline, "xfwd did not stop");
+        std::thread::sleep(Duration::from_millis(1));
+    }
     std::thread::sleep(Duration::from_millis(60));
     x.xfwd.signal(Signal::Cont).unwrap();
     // (Other tests' workers may share the CPU and add short stalls of their own.)
