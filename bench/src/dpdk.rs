@@ -171,6 +171,16 @@ pub fn write_l3fwd_rules(
     Ok((v4, v6))
 }
 
+/// The EAL's two `net_af_xdp` ports (0 = p0 towards h1, 1 = p1 towards h2) and the end of the
+/// EAL's arguments, for both DPDK programs.
+const AF_XDP_PORTS: [&str; 5] = [
+    "--vdev",
+    "net_af_xdp0,iface=p0",
+    "--vdev",
+    "net_af_xdp1,iface=p1",
+    "--",
+];
+
 /// A DPDK process in the router namespace; SIGTERM (then SIGKILL) on drop.
 pub struct DpdkProc {
     daemon: Daemon,
@@ -263,11 +273,9 @@ impl DpdkProc {
             &cpu_s,
             "--no-pci",
             &file_prefix,
-            "--vdev",
-            "net_af_xdp0,iface=p0",
-            "--vdev",
-            "net_af_xdp1,iface=p1",
-            "--",
+        ];
+        argv.extend(AF_XDP_PORTS);
+        argv.extend([
             "-p",
             "0x3",
             "--lookup=lpm",
@@ -278,7 +286,7 @@ impl DpdkProc {
             &dest1,
             &r4,
             &r6,
-        ];
+        ]);
         argv.extend(sizes.iter().flatten().map(String::as_str));
         DpdkProc::start(topo, &argv, "entering main loop on lcore")
     }
@@ -309,11 +317,9 @@ impl DpdkProc {
             &main,
             "--no-pci",
             &file_prefix,
-            "--vdev",
-            "net_af_xdp0,iface=p0",
-            "--vdev",
-            "net_af_xdp1,iface=p1",
-            "--",
+        ];
+        argv.extend(AF_XDP_PORTS);
+        argv.extend([
             "--forward-mode=io",
             // The default pool (155 k mbufs) does not fit in --no-huge memory.
             "--total-num-mbufs=32768",
@@ -321,7 +327,7 @@ impl DpdkProc {
             "--auto-start",
             // Without a terminal, testpmd only keeps running in its statistics loop.
             "--stats-period=3600",
-        ];
+        ]);
         argv.extend(sizes.iter().flatten().map(String::as_str));
         DpdkProc::start(topo, &argv, "packet forwarding - ports=")
     }

@@ -282,20 +282,9 @@ fn start_xfwd(t: &Topology, args: &[String]) -> Result<Xfwd> {
     let control = control.to_string_lossy().into_owned();
     let cpu = common::worker_cpu().to_string();
     let bin = xfwd_bin();
-    let mut argv = vec![
-        bin.as_str(),
-        "run",
-        "--iface",
-        "p0",
-        "--iface",
-        "p1",
-        "--control",
-        &control,
-        "--cpus",
-        &cpu,
-        "--resolve-timeout-ms",
-        "1000",
-    ];
+    let mut argv = common::run_argv(&control, Some(&cpu));
+    argv[0] = bin.as_str(); // DIFF_XFWD_BIN may name another build
+    argv.extend(["--resolve-timeout-ms", "1000"]);
     argv.extend(args.iter().map(String::as_str));
     let xfwd = Daemon::spawn(t.router(), &argv)?;
     xfwd.wait_for_line("ready", Duration::from_secs(20))

@@ -15,12 +15,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{XfwdTopo, run_argv, stream_during, worker_cpu};
+use common::{XfwdTopo, batch_file, run_argv, stream_during, worker_cpu};
 use xfwd_testbed::packet::parse;
 use xfwd_testbed::process::Daemon;
 use xfwd_testbed::{End, Prefix, Topology, require_privileges};
@@ -57,16 +56,6 @@ fn load_table(path: &PathBuf) -> Vec<(Prefix, u32)> {
         })
         .filter(|(p, _)| seen.insert(*p))
         .collect()
-}
-
-fn batch_file(name: &str, lines: impl Iterator<Item = String>) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("xfwd-{name}-{}.batch", std::process::id()));
-    let mut text = String::new();
-    for l in lines {
-        writeln!(text, "{l}").unwrap();
-    }
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// What the router's kernel does with `addr`: `via GW` or the route type.

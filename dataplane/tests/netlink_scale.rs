@@ -9,8 +9,9 @@
 //! `XFWD_ROUTES_1M` or in a `shared/data/` directory above the crate; without it a table of the
 //! same size and prefix-length mix is generated, and the test says so.
 
+mod common;
+
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -99,16 +100,6 @@ fn gateway(nh: u32) -> String {
     format!("10.0.{}.{}", 1 + (nh >> 8), nh & 0xff)
 }
 
-fn write_batch(name: &str, lines: impl Iterator<Item = String>) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("xfwd-{name}-{}.batch", std::process::id()));
-    let mut text = String::new();
-    for l in lines {
-        writeln!(text, "{l}").unwrap();
-    }
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// CPU time (user + system) of the calling thread, from `/proc/thread-self/stat` (clock ticks,
 /// `USER_HZ` = 100).
 fn thread_cpu() -> Duration {
@@ -141,7 +132,7 @@ fn full_table_dump_mirror_and_live_changes() {
     sh(&ns, "ip link set d0 up");
     sh(&ns, "ip addr add 10.0.0.1/16 dev d0");
 
-    let batch = write_batch(
+    let batch = common::batch_file(
         "load",
         table
             .iter()
@@ -206,7 +197,7 @@ fn full_table_dump_mirror_and_live_changes() {
     drop(fib);
 
     // 100 k live changes: 50 k replaced (new gateway), 25 k deleted, 25 k added.
-    let changes = write_batch(
+    let changes = common::batch_file(
         "changes",
         table[..50_000]
             .iter()

@@ -272,3 +272,16 @@ pub fn collect_udp(
 pub fn behind_h2(t: &Topology, n: u32) -> Ipv4Addr {
     t.behind_h2()[0].host(n).expect("host in prefix")
 }
+
+/// Writes `lines` to a file in the temp directory for `ip -batch` (named after `name` and this
+/// process) and returns its path.
+pub fn batch_file(name: &str, lines: impl Iterator<Item = String>) -> PathBuf {
+    use std::fmt::Write as _;
+    let path = std::env::temp_dir().join(format!("xfwd-{name}-{}.batch", std::process::id()));
+    let mut text = String::new();
+    for l in lines {
+        writeln!(text, "{l}").unwrap();
+    }
+    std::fs::write(&path, text).unwrap();
+    path
+}
